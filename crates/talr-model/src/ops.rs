@@ -1,0 +1,359 @@
+//! Differentiable building blocks of the decoder.
+//!
+//! candle's fused `rms_norm`, `softmax_last_dim` and `rope` kernels have no backward pass and
+//! silently drop gradients (DESIGN.md §4). Each op here has a fast CPU kernel with a backward pass
+//! and a composite fallback built only from differentiable primitives; the fallback runs on other
+//! devices and is the reference the kernels are tested against.
+
+use candle_core::{
+    bail, CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout,
+    Result, Shape, Tensor, D,
+};
+use rayon::prelude::*;
+
+fn use_cpu_kernel(xs: &[&Tensor]) -> bool {
+    xs.iter()
+        .all(|x| x.device().is_cpu() && x.dtype() == DType::F32)
+}
+
+fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> Result<&'a [f32]> {
+    let data = match storage {
+        CpuStorage::F32(d) => d.as_slice(),
+        _ => bail!("{what}: expected f32 storage"),
+    };
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&data[start..end]),
+        None => bail!("{what}: input must be contiguous"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// RMSNorm: y = x / sqrt(mean(x²) + eps) · (w + offset). Gemma stores w - 1, so offset = 1 there.
+
+pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64, offset: f64) -> Result<Tensor> {
+    if use_cpu_kernel(&[x, weight]) {
+        x.contiguous()?
+            .apply_op2(&weight.contiguous()?, RmsNormOp { eps, offset })
+    } else {
+        rms_norm_composite(x, weight, eps, offset)
+    }
+}
+
+pub fn rms_norm_composite(x: &Tensor, weight: &Tensor, eps: f64, offset: f64) -> Result<Tensor> {
+    let inv_rms = (x.sqr()?.mean_keepdim(D::Minus1)? + eps)?.sqrt()?.recip()?;
+    x.broadcast_mul(&inv_rms)?
+        .broadcast_mul(&(weight + offset)?)
+}
+
+struct RmsNormOp {
+    eps: f64,
+    offset: f64,
+}
+
+impl CustomOp2 for RmsNormOp {
+    fn name(&self) -> &'static str {
+        "talr-rms-norm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = contiguous_f32(s1, l1, "rms_norm x")?;
+        let w = contiguous_f32(s2, l2, "rms_norm weight")?;
+        let dim = w.len();
+        if l1.dims().last() != Some(&dim) {
+            bail!("rms_norm: last dim {:?} != weight len {dim}", l1.dims());
+        }
+        let (eps, offset) = (self.eps as f32, self.offset as f32);
+        let mut out = vec![0f32; x.len()];
+        out.par_chunks_mut(dim)
+            .zip(x.par_chunks(dim))
+            .for_each(|(o, row)| {
+                let ms = row.iter().map(|v| v * v).sum::<f32>() / dim as f32;
+                let inv = 1.0 / (ms + eps).sqrt();
+                for ((o, &v), &w) in o.iter_mut().zip(row).zip(w) {
+                    *o = v * inv * (w + offset);
+                }
+            });
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        // With r = 1/rms(x), u = g·(w + offset): dx = r·u − x·r³·mean(u·x), dw = Σ_rows g·x·r.
+        let dim = x.dim(D::Minus1)?;
+        let r = (x.sqr()?.mean_keepdim(D::Minus1)? + self.eps)?
+            .sqrt()?
+            .recip()?;
+        let x_hat = x.broadcast_mul(&r)?;
+        let u = grad.broadcast_mul(&(w + self.offset)?)?;
+        let proj = (u.mul(&x_hat)?.sum_keepdim(D::Minus1)? / dim as f64)?;
+        let dx = u.sub(&x_hat.broadcast_mul(&proj)?)?.broadcast_mul(&r)?;
+        let dw = grad
+            .mul(&x_hat)?
+            .reshape(((), dim))?
+            .sum(0)?;
+        Ok((Some(dx), Some(dw)))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Softmax over the last dimension.
+
+pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
+    if use_cpu_kernel(&[x]) {
+        x.contiguous()?.apply_op1(SoftmaxOp)
+    } else {
+        candle_nn::ops::softmax(x, D::Minus1)
+    }
+}
+
+struct SoftmaxOp;
+
+impl CustomOp1 for SoftmaxOp {
+    fn name(&self) -> &'static str {
+        "talr-softmax"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = contiguous_f32(s, l, "softmax")?;
+        let dim = *l.dims().last().unwrap_or(&1);
+        let mut out = vec![0f32; x.len()];
+        out.par_chunks_mut(dim)
+            .zip(x.par_chunks(dim))
+            .for_each(|(o, row)| {
+                let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let mut sum = 0f32;
+                for (o, &v) in o.iter_mut().zip(row) {
+                    *o = (v - max).exp();
+                    sum += *o;
+                }
+                let inv = 1.0 / sum;
+                o.iter_mut().for_each(|o| *o *= inv);
+            });
+        Ok((CpuStorage::F32(out), l.shape().clone()))
+    }
+
+    fn bwd(&self, _x: &Tensor, y: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        // dx = y · (g − Σ g·y)
+        let dot = grad.mul(y)?.sum_keepdim(D::Minus1)?;
+        Ok(Some(grad.broadcast_sub(&dot)?.mul(y)?))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rotary position embedding, Hugging Face layout (rotate_half: pairs are (i, i + d/2)).
+// x: (batch, heads, seq, head_dim); cos, sin: (batch, seq, head_dim / 2), per-row positions so that
+// left-padded batches rotate each sequence from its own first token.
+
+pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    if use_cpu_kernel(&[x, cos, sin]) {
+        x.contiguous()?
+            .apply_op3(&cos.contiguous()?, &sin.contiguous()?, RopeOp)
+    } else {
+        rope_composite(x, cos, sin)
+    }
+}
+
+pub fn rope_composite(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    let half = x.dim(D::Minus1)? / 2;
+    let cos = Tensor::cat(&[cos, cos], D::Minus1)?.unsqueeze(1)?;
+    let sin = Tensor::cat(&[sin, sin], D::Minus1)?.unsqueeze(1)?;
+    let x1 = x.narrow(D::Minus1, 0, half)?;
+    let x2 = x.narrow(D::Minus1, half, half)?;
+    let rotated = Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?;
+    x.broadcast_mul(&cos)? + rotated.broadcast_mul(&sin)?
+}
+
+struct RopeOp;
+
+fn rope_kernel(x: &[f32], cos: &[f32], sin: &[f32], dims: (usize, usize, usize, usize)) -> Vec<f32> {
+    let (_b, h, t, d) = dims;
+    let half = d / 2;
+    let mut out = vec![0f32; x.len()];
+    out.par_chunks_mut(t * d)
+        .zip(x.par_chunks(t * d))
+        .enumerate()
+        .for_each(|(bh, (o, xs))| {
+            let b = bh / h;
+            for pos in 0..t {
+                let cs = &cos[(b * t + pos) * half..(b * t + pos + 1) * half];
+                let sn = &sin[(b * t + pos) * half..(b * t + pos + 1) * half];
+                let row = &xs[pos * d..(pos + 1) * d];
+                let o = &mut o[pos * d..(pos + 1) * d];
+                for i in 0..half {
+                    let (x1, x2) = (row[i], row[i + half]);
+                    o[i] = x1 * cs[i] - x2 * sn[i];
+                    o[i + half] = x2 * cs[i] + x1 * sn[i];
+                }
+            }
+        });
+    out
+}
+
+impl CustomOp3 for RopeOp {
+    fn name(&self) -> &'static str {
+        "talr-rope"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = contiguous_f32(s1, l1, "rope x")?;
+        let cos = contiguous_f32(s2, l2, "rope cos")?;
+        let sin = contiguous_f32(s3, l3, "rope sin")?;
+        let dims = l1.shape().dims4()?;
+        let (b, _h, t, d) = dims;
+        if l2.dims() != [b, t, d / 2] || l3.dims() != [b, t, d / 2] {
+            bail!(
+                "rope: cos/sin must be (batch, seq, head_dim/2) = ({b}, {t}, {}), got {:?} and {:?}",
+                d / 2,
+                l2.dims(),
+                l3.dims()
+            );
+        }
+        Ok((CpuStorage::F32(rope_kernel(x, cos, sin, dims)), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        _x: &Tensor,
+        cos: &Tensor,
+        sin: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        // The rotation's transpose is the rotation by the opposite angle.
+        let dx = grad
+            .contiguous()?
+            .apply_op3_no_bwd(cos, &sin.neg()?, &RopeOp)?;
+        Ok((Some(dx), None, None))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Output projection fused with the token negative log-likelihood.
+//
+// nll_i = logsumexp(h_i·Wᵀ) − (h_i·Wᵀ)[target_i]. The (tokens × vocab) logits never exist whole:
+// they are computed in chunks of `chunk` tokens, in the forward and again in the backward, which
+// trades one extra output-projection matmul for not keeping ~0.4 GB of logits (and their softmax
+// and gradient) per 2k tokens at a 49k vocabulary. Any loss of the form Σ c_i·nll_i with detached
+// c_i reaches the backward as grad_res = c.
+
+/// Per-token NLL of `targets` (u32, (n,)) given hidden states `h` (n, d) and output weights
+/// `w` (vocab, d). Differentiable with respect to `h` and `w`.
+pub fn linear_nll(h: &Tensor, w: &Tensor, targets: &Tensor, chunk: usize) -> Result<Tensor> {
+    let op = LinearNllOp {
+        h: h.detach(),
+        w: w.detach(),
+        targets: targets.detach(),
+        chunk: chunk.max(1),
+    };
+    if h.device().is_cpu() {
+        h.apply_op3(w, targets, op)
+    } else {
+        // The chunked kernel reads results back to host memory; other devices take the
+        // whole-logits path until a device kernel exists.
+        linear_nll_composite(h, w, targets)
+    }
+}
+
+/// Reference implementation: whole logits, log-softmax, gather.
+pub fn linear_nll_composite(h: &Tensor, w: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    let logits = h.matmul(&w.t()?)?;
+    let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
+    logp.gather(&targets.unsqueeze(1)?, 1)?.squeeze(1)?.neg()
+}
+
+struct LinearNllOp {
+    h: Tensor,
+    w: Tensor,
+    targets: Tensor,
+    chunk: usize,
+}
+
+impl LinearNllOp {
+    fn forward_values(&self) -> Result<Tensor> {
+        let n = self.h.dim(0)?;
+        let wt = self.w.t()?;
+        let mut parts = Vec::with_capacity(n.div_ceil(self.chunk));
+        for start in (0..n).step_by(self.chunk) {
+            let len = self.chunk.min(n - start);
+            let logits = self.h.narrow(0, start, len)?.matmul(&wt)?;
+            let t = self.targets.narrow(0, start, len)?;
+            let picked = logits.gather(&t.unsqueeze(1)?, 1)?.squeeze(1)?;
+            parts.push(logsumexp_rows(&logits)?.sub(&picked)?);
+        }
+        Tensor::cat(&parts, 0)
+    }
+}
+
+fn logsumexp_rows(logits: &Tensor) -> Result<Tensor> {
+    let max = logits.max_keepdim(D::Minus1)?;
+    let sum = logits.broadcast_sub(&max)?.exp()?.sum_keepdim(D::Minus1)?;
+    (sum.log()? + max)?.squeeze(D::Minus1)
+}
+
+impl CustomOp3 for LinearNllOp {
+    fn name(&self) -> &'static str {
+        "talr-linear-nll"
+    }
+
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let values = self.forward_values()?;
+        let shape = values.shape().clone();
+        Ok((CpuStorage::F32(values.to_vec1::<f32>()?), shape))
+    }
+
+    fn bwd(
+        &self,
+        _h: &Tensor,
+        _w: &Tensor,
+        _t: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        // d nll_i / d logits_i = softmax(logits_i) − onehot(target_i), scaled by grad_i.
+        let (h, w) = (&self.h, &self.w);
+        let n = h.dim(0)?;
+        let wt = w.t()?;
+        let mut dw = w.zeros_like()?;
+        let mut dh_parts = Vec::with_capacity(n.div_ceil(self.chunk));
+        for start in (0..n).step_by(self.chunk) {
+            let len = self.chunk.min(n - start);
+            let hc = h.narrow(0, start, len)?;
+            let tc = self.targets.narrow(0, start, len)?;
+            let gc = grad.narrow(0, start, len)?.unsqueeze(1)?;
+            let probs = candle_nn::ops::softmax_last_dim(&hc.matmul(&wt)?)?;
+            let g_logits = probs.broadcast_mul(&gc)?;
+            let w_target = w.index_select(&tc, 0)?;
+            dh_parts.push(g_logits.matmul(w)?.sub(&w_target.broadcast_mul(&gc)?)?);
+            dw = (dw + g_logits.t()?.matmul(&hc)?)?;
+            dw = dw.index_add(&tc, &hc.broadcast_mul(&gc)?.neg()?, 0)?;
+        }
+        Ok((Some(Tensor::cat(&dh_parts, 0)?), Some(dw), None))
+    }
+}
