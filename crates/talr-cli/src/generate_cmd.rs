@@ -70,8 +70,10 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         ignore_eos: false,
     };
     let bar = indicatif::ProgressBar::new(args.max_new_tokens as u64).with_style(
-        indicatif::ProgressStyle::with_template("{spinner} {pos}/{len} tokens {msg} [{elapsed} < {eta}]")
-            .expect("valid template"),
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {pos}/{len} tokens {msg} [{elapsed} < {eta}]",
+        )
+        .expect("valid template"),
     );
     let start = std::time::Instant::now();
     let out = generate(&model.decoder, tok, &prompts, &cfg, |running| {

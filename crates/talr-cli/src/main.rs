@@ -7,7 +7,11 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "talr", version, about = "Token-adaptive loss reweighting for domain fine-tuning")]
+#[command(
+    name = "talr",
+    version,
+    about = "Token-adaptive loss reweighting for domain fine-tuning"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -59,8 +63,18 @@ fn assets(action: AssetsAction) -> Result<()> {
         AssetsAction::List => {
             for a in talr_assets::KNOWN_ASSETS {
                 let path = a.path_in(&cache);
-                let state = if path.is_file() { "cached" } else { "not fetched" };
-                println!("{}\t{}=={}\t{state}\t{}", a.name, a.package, a.version, path.display());
+                let state = if path.is_file() {
+                    "cached"
+                } else {
+                    "not fetched"
+                };
+                println!(
+                    "{}\t{}=={}\t{state}\t{}",
+                    a.name,
+                    a.package,
+                    a.version,
+                    path.display()
+                );
             }
         }
         AssetsAction::Fetch { names } => {

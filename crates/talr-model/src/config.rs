@@ -161,6 +161,9 @@ mod tests {
 
         let bad = json.replace("\"llama\"", "\"falcon\"");
         let err = DecoderConfig::from_hf_json(&bad).unwrap_err().to_string();
-        assert!(err.contains("model_type") && err.contains("falcon"), "{err}");
+        assert!(
+            err.contains("model_type") && err.contains("falcon"),
+            "{err}"
+        );
     }
 }

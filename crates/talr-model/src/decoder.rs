@@ -122,8 +122,15 @@ fn shape_of(cfg: &DecoderConfig, name: &str) -> Vec<usize> {
     }
 }
 
-/// Seeded random weights (normal, std 0.02; norms at 1) for tests and the smoke preset.
-pub fn random_weights(cfg: &DecoderConfig, seed: u64, device: &Device) -> Result<WeightMap> {
+/// Seeded random weights (normal with standard deviation `std`; norms near 1) for tests and the
+/// smoke preset.
+pub fn random_weights(
+    cfg: &DecoderConfig,
+    seed: u64,
+    std: f32,
+    dtype: DType,
+    device: &Device,
+) -> Result<WeightMap> {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut weights = WeightMap::new();
     for name in parameter_names(cfg) {
@@ -137,11 +144,14 @@ pub fn random_weights(cfg: &DecoderConfig, seed: u64, device: &Device) -> Result
                 } else {
                     // Box–Muller
                     let (u1, u2): (f32, f32) = (rng.random::<f32>().max(1e-12), rng.random());
-                    0.02 * (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
+                    std * (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
                 }
             })
             .collect();
-        weights.insert(name, Tensor::from_vec(data, shape, device)?);
+        weights.insert(
+            name,
+            Tensor::from_vec(data, shape, device)?.to_dtype(dtype)?,
+        );
     }
     Ok(weights)
 }
@@ -209,7 +219,11 @@ impl Decoder {
         let device = embed.device().clone();
         let half = config.head_dim / 2;
         let inv_freq: Vec<f32> = (0..half)
-            .map(|i| 1.0 / config.rope_theta.powf(2.0 * i as f64 / config.head_dim as f64) as f32)
+            .map(|i| {
+                1.0 / config
+                    .rope_theta
+                    .powf(2.0 * i as f64 / config.head_dim as f64) as f32
+            })
             .collect();
         Ok(Self {
             lm_head: if config.tie_word_embeddings {
@@ -263,7 +277,11 @@ impl Decoder {
             .to_dtype(DType::F32)?
             .unsqueeze(D::Minus1)?
             .broadcast_mul(&self.inv_freq.reshape((1, 1, ()))?)?;
-        Ok((angles.cos()?, angles.sin()?))
+        let dtype = self.embed.dtype();
+        Ok((
+            angles.cos()?.to_dtype(dtype)?,
+            angles.sin()?.to_dtype(dtype)?,
+        ))
     }
 
     /// Hidden states after the final norm, (batch, seq, hidden).
@@ -281,17 +299,18 @@ impl Decoder {
     ) -> candle_core::Result<Tensor> {
         let (b, t) = ids.dims2()?;
         let cfg = &self.config;
-        let mut x = self
-            .embed
-            .index_select(&ids.flatten_all()?, 0)?
-            .reshape((b, t, cfg.hidden_size))?;
+        let mut x =
+            self.embed
+                .index_select(&ids.flatten_all()?, 0)?
+                .reshape((b, t, cfg.hidden_size))?;
         if let Some(scale) = cfg.embedding_scale {
             x = (x * scale)?;
         }
         let (cos, sin) = self.rope_tables(positions)?;
+        let mask = mask.to_dtype(x.dtype())?;
         for (i, block) in self.blocks.iter().enumerate() {
             let layer_cache = cache.as_deref_mut().map(|c| &mut c[i]);
-            x = self.block_forward(block, &x, &cos, &sin, mask, layer_cache)?;
+            x = self.block_forward(block, &x, &cos, &sin, &mask, layer_cache)?;
         }
         self.norm_(&x, &self.norm)
     }

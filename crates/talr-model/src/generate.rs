@@ -175,9 +175,7 @@ fn pick_tokens(logits: &Tensor, sampling: &Sampling, rows: &mut [RowState]) -> R
     match sampling {
         Sampling::Greedy => Ok(logits.argmax(D::Minus1)?.to_vec1::<u32>()?),
         Sampling::TopP {
-            temperature,
-            top_p,
-            ..
+            temperature, top_p, ..
         } => {
             let all = logits.to_vec2::<f32>()?;
             Ok(all

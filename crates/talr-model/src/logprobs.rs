@@ -56,11 +56,18 @@ pub fn response_nll(
     ensure!(!pairs.is_empty(), "response_nll: empty batch");
     for (i, (p, r)) in pairs.iter().enumerate() {
         ensure!(!p.is_empty(), "response_nll: pair {i} has an empty prompt");
-        ensure!(!r.is_empty(), "response_nll: pair {i} has an empty response");
+        ensure!(
+            !r.is_empty(),
+            "response_nll: pair {i} has an empty response"
+        );
     }
     let device = decoder.device();
     // The last response token is only a target, never an input.
-    let width = pairs.iter().map(|(p, r)| p.len() + r.len() - 1).max().unwrap();
+    let width = pairs
+        .iter()
+        .map(|(p, r)| p.len() + r.len() - 1)
+        .max()
+        .unwrap();
     let b = pairs.len();
     let mut ids = Vec::with_capacity(b * width);
     let mut gather = Vec::new();

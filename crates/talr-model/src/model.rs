@@ -44,9 +44,9 @@ impl ModelSource {
             None => (spec, None),
         };
         let is_repo_id = repo.split('/').count() == 2
-            && repo
-                .split('/')
-                .all(|p| !p.is_empty() && p.chars().all(|c| c.is_alphanumeric() || "-_.".contains(c)));
+            && repo.split('/').all(|p| {
+                !p.is_empty() && p.chars().all(|c| c.is_alphanumeric() || "-_.".contains(c))
+            });
         if is_repo_id && !spec.starts_with('.') {
             return Ok(Self::Hub {
                 repo: repo.to_string(),

@@ -6,8 +6,7 @@
 //! devices and is the reference the kernels are tested against.
 
 use candle_core::{
-    bail, CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout,
-    Result, Shape, Tensor, D,
+    bail, CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, D,
 };
 use rayon::prelude::*;
 
@@ -98,10 +97,7 @@ impl CustomOp2 for RmsNormOp {
         let u = grad.broadcast_mul(&(w + self.offset)?)?;
         let proj = (u.mul(&x_hat)?.sum_keepdim(D::Minus1)? / dim as f64)?;
         let dx = u.sub(&x_hat.broadcast_mul(&proj)?)?.broadcast_mul(&r)?;
-        let dw = grad
-            .mul(&x_hat)?
-            .reshape(((), dim))?
-            .sum(0)?;
+        let dw = grad.mul(&x_hat)?.reshape(((), dim))?.sum(0)?;
         Ok((Some(dx), Some(dw)))
     }
 }
@@ -176,7 +172,12 @@ pub fn rope_composite(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> 
 
 struct RopeOp;
 
-fn rope_kernel(x: &[f32], cos: &[f32], sin: &[f32], dims: (usize, usize, usize, usize)) -> Vec<f32> {
+fn rope_kernel(
+    x: &[f32],
+    cos: &[f32],
+    sin: &[f32],
+    dims: (usize, usize, usize, usize),
+) -> Vec<f32> {
     let (_b, h, t, d) = dims;
     let half = d / 2;
     let mut out = vec![0f32; x.len()];
@@ -227,7 +228,10 @@ impl CustomOp3 for RopeOp {
                 l3.dims()
             );
         }
-        Ok((CpuStorage::F32(rope_kernel(x, cos, sin, dims)), l1.shape().clone()))
+        Ok((
+            CpuStorage::F32(rope_kernel(x, cos, sin, dims)),
+            l1.shape().clone(),
+        ))
     }
 
     fn bwd(
@@ -325,7 +329,11 @@ impl CustomOp3 for LinearNllOp {
     ) -> Result<(CpuStorage, Shape)> {
         let values = self.forward_values()?;
         let shape = values.shape().clone();
-        Ok((CpuStorage::F32(values.to_vec1::<f32>()?), shape))
+        let storage = match values.dtype() {
+            DType::F64 => CpuStorage::F64(values.to_vec1::<f64>()?),
+            _ => CpuStorage::F32(values.to_dtype(DType::F32)?.to_vec1::<f32>()?),
+        };
+        Ok((storage, shape))
     }
 
     fn bwd(

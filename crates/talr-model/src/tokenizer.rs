@@ -79,7 +79,10 @@ impl TextTokenizer {
 
     pub fn from_tokenizer_json(dir_or_file: &Path) -> Result<Self> {
         let (file, dir) = if dir_or_file.is_dir() {
-            (dir_or_file.join("tokenizer.json"), dir_or_file.to_path_buf())
+            (
+                dir_or_file.join("tokenizer.json"),
+                dir_or_file.to_path_buf(),
+            )
         } else {
             let dir = dir_or_file.parent().unwrap_or(Path::new(".")).to_path_buf();
             (dir_or_file.to_path_buf(), dir)
@@ -108,9 +111,8 @@ impl TextTokenizer {
         // generation_config.json may declare several eos ids.
         let gen_path = dir.join("generation_config.json");
         if gen_path.is_file() {
-            let gen: serde_json::Value =
-                serde_json::from_str(&std::fs::read_to_string(&gen_path)?)
-                    .with_context(|| format!("parsing {}", gen_path.display()))?;
+            let gen: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&gen_path)?)
+                .with_context(|| format!("parsing {}", gen_path.display()))?;
             match &gen["eos_token_id"] {
                 serde_json::Value::Number(n) => eos_ids.extend(n.as_u64().map(|v| v as u32)),
                 serde_json::Value::Array(a) => {
@@ -182,7 +184,11 @@ impl TextTokenizer {
             None => vec![1; tokens.len()],
         };
         let id = |k: &str| -> Result<Option<u32>> {
-            metadata.get(k).map(|v| v.to_u32()).transpose().map_err(Into::into)
+            metadata
+                .get(k)
+                .map(|v| v.to_u32())
+                .transpose()
+                .map_err(Into::into)
         };
         let eos_id = id("tokenizer.ggml.eos_token_id")?
             .context("GGUF metadata has no tokenizer.ggml.eos_token_id")?;
@@ -208,6 +214,48 @@ impl TextTokenizer {
             chat_template,
         })
     }
+}
+
+/// ChatML, as SmolLM2 and Qwen use it (without a default system message).
+pub const CHATML_TEMPLATE: &str = "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
+
+impl TextTokenizer {
+    /// A merge-free byte-level tokenizer (256 byte tokens, then `<|endoftext|>`, `<|im_start|>`,
+    /// `<|im_end|>`) with a ChatML template: the tokenizer of tiny random-initialised models.
+    pub fn byte_level() -> Result<Self> {
+        let mut tokens: Vec<String> = gpt2_byte_alphabet().into_iter().map(String::from).collect();
+        tokens.extend(["<|endoftext|>", "<|im_start|>", "<|im_end|>"].map(String::from));
+        let mut types = vec![1; 256];
+        types.extend([3, 3, 3]);
+        let json = gpt2_tokenizer_json(&tokens, &[], &types, "gpt2")?;
+        let inner = tokenizers::Tokenizer::from_bytes(json.to_string().as_bytes())
+            .map_err(|e| anyhow!("building the byte-level tokenizer: {e}"))?;
+        Ok(Self {
+            inner,
+            eos_ids: vec![258],
+            bos_token: None,
+            eos_token: Some("<|im_end|>".into()),
+            pad_id: 256,
+            chat_template: Some(ChatTemplate::new(CHATML_TEMPLATE.to_string())?),
+        })
+    }
+}
+
+/// GPT-2's reversible byte → printable-character map, indexed by byte.
+fn gpt2_byte_alphabet() -> Vec<char> {
+    let printable =
+        |b: u32| (33..=126).contains(&b) || (161..=172).contains(&b) || (174..=255).contains(&b);
+    let mut shifted = 0;
+    (0u32..256)
+        .map(|b| {
+            if printable(b) {
+                char::from_u32(b).unwrap()
+            } else {
+                shifted += 1;
+                char::from_u32(255 + shifted).unwrap()
+            }
+        })
+        .collect()
 }
 
 /// Token types in GGUF: 1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte.
@@ -273,9 +321,15 @@ impl ChatTemplate {
     pub fn new(source: String) -> Result<Self> {
         let mut env = minijinja::Environment::new();
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
-        env.add_function("raise_exception", |msg: String| -> std::result::Result<String, minijinja::Error> {
-            Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, msg))
-        });
+        env.add_function(
+            "raise_exception",
+            |msg: String| -> std::result::Result<String, minijinja::Error> {
+                Err(minijinja::Error::new(
+                    minijinja::ErrorKind::InvalidOperation,
+                    msg,
+                ))
+            },
+        );
         env.add_template_owned("chat", source)
             .map_err(|e| anyhow!("chat template does not parse: {e}"))?;
         Ok(Self { env })
@@ -328,6 +382,21 @@ mod tests {
     }
 
     #[test]
+    fn byte_level_tokenizer_round_trips_any_text() {
+        let tok = TextTokenizer::byte_level().unwrap();
+        let text = "héllo\n\tworld 42 ✓";
+        let ids = tok.encode(text).unwrap();
+        assert_eq!(ids.len(), text.len());
+        assert_eq!(tok.decode(&ids).unwrap(), text);
+        let chat = tok
+            .apply_chat_template(&[ChatMessage::new("user", "hi")], true)
+            .unwrap();
+        let ids = tok.encode(&chat).unwrap();
+        assert_eq!(ids[0], 257, "<|im_start|> is one special token");
+        assert!(ids.contains(&258));
+    }
+
+    #[test]
     fn gguf_style_bpe_encodes_with_merges_and_special_tokens() {
         // Byte-level alphabet: 'Ġ' stands for a space.
         let tokens: Vec<String> = ["<|im_end|>", "a", "b", "Ġ", "ab", "Ġab", "1", "2"]
@@ -337,7 +406,8 @@ mod tests {
         let merges = vec!["a b".to_string(), "Ġ ab".to_string()];
         let types = vec![3, 1, 1, 1, 1, 1, 1, 1];
         let mut md = BTreeMap::new();
-        let strs = |v: &[String]| Value::Array(v.iter().map(|s| Value::String(s.clone())).collect());
+        let strs =
+            |v: &[String]| Value::Array(v.iter().map(|s| Value::String(s.clone())).collect());
         md.insert("tokenizer.ggml.model".into(), Value::String("gpt2".into()));
         md.insert("tokenizer.ggml.pre".into(), Value::String("smollm".into()));
         md.insert("tokenizer.ggml.tokens".into(), strs(&tokens));
@@ -355,7 +425,13 @@ mod tests {
         assert_eq!(tok.eos_ids, vec![0]);
 
         md.insert("tokenizer.ggml.pre".into(), Value::String("qwen2".into()));
-        let err = TextTokenizer::from_gguf_metadata(&md).err().unwrap().to_string();
-        assert!(err.contains("tokenizer.ggml.pre") && err.contains("qwen2"), "{err}");
+        let err = TextTokenizer::from_gguf_metadata(&md)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("tokenizer.ggml.pre") && err.contains("qwen2"),
+            "{err}"
+        );
     }
 }

@@ -92,7 +92,9 @@ pub fn load_gguf(path: &Path, device: &Device) -> Result<GgufModel> {
         let Some(hf) = gguf_to_hf_name(name) else {
             continue; // e.g. rope_freqs: derived, not a parameter
         };
-        let t = content.tensor(&mut file, name, device)?.dequantize(device)?;
+        let t = content
+            .tensor(&mut file, name, device)?
+            .dequantize(device)?;
         let t = if name.ends_with("attn_q.weight") {
             unpermute_rope_rows(&t, num_heads)?
         } else if name.ends_with("attn_k.weight") {
@@ -195,7 +197,11 @@ fn safetensors_files(dir: &Path) -> Result<Vec<PathBuf>> {
     shards.dedup();
     let files: Vec<PathBuf> = shards.iter().map(|s| dir.join(s)).collect();
     if let Some(missing) = files.iter().find(|f| !f.is_file()) {
-        bail!("{}: shard {} is missing", index.display(), missing.display());
+        bail!(
+            "{}: shard {} is missing",
+            index.display(),
+            missing.display()
+        );
     }
     Ok(files)
 }
@@ -219,7 +225,9 @@ pub fn hub_snapshot(repo_id: &str, revision: Option<&str>) -> Result<PathBuf> {
              config.json, tokenizer.json and safetensors instead)"
         )
     };
-    let config = repo.get("config.json").with_context(|| hub_err("config.json"))?;
+    let config = repo
+        .get("config.json")
+        .with_context(|| hub_err("config.json"))?;
     repo.get("tokenizer.json")
         .with_context(|| hub_err("tokenizer.json"))?;
     // Optional: holds the chat template for most models.
@@ -255,8 +263,10 @@ pub fn save_safetensors(weights: &WeightMap, path: &Path) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let tmp = tempfile_path(path);
-    let map: std::collections::HashMap<&str, Tensor> =
-        weights.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    let map: std::collections::HashMap<&str, Tensor> = weights
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.clone()))
+        .collect();
     candle_core::safetensors::save(&map, &tmp)
         .with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
@@ -284,7 +294,10 @@ mod tests {
         let back = unpermute_rope_rows(&p, 2).unwrap();
         assert_eq!(back.to_vec2::<f32>().unwrap(), w.to_vec2::<f32>().unwrap());
         // Head 0 (rows 0..6) in HF order is [a0 a1 a2 | b0 b1 b2]; llama.cpp wants a0 b0 a1 b1 a2 b2.
-        let rows: Vec<f32> = p.to_vec2::<f32>().unwrap()[..6].iter().map(|r| r[0]).collect();
+        let rows: Vec<f32> = p.to_vec2::<f32>().unwrap()[..6]
+            .iter()
+            .map(|r| r[0])
+            .collect();
         assert_eq!(rows, vec![0.0, 12.0, 4.0, 16.0, 8.0, 20.0]);
     }
 

@@ -1,0 +1,116 @@
+//! Every trainable parameter gets a gradient, and autograd agrees with finite differences.
+
+mod common;
+
+use candle_core::{DType, Tensor};
+use common::tiny;
+use talr_model::logprobs::response_nll;
+use talr_model::Trainability;
+
+fn pairs() -> Vec<(Vec<u32>, Vec<u32>)> {
+    vec![
+        (
+            b"Q: 2+2?".iter().map(|&b| b as u32).collect(),
+            b" A: 4".iter().map(|&b| b as u32).collect(),
+        ),
+        (
+            b"Hi".iter().map(|&b| b as u32).collect(),
+            b" there, friend".iter().map(|&b| b as u32).collect(),
+        ),
+    ]
+}
+
+fn loss(model: &talr_model::LoadedModel, chunk: usize) -> Tensor {
+    response_nll(&model.decoder, &pairs(), model.tokenizer.pad_id, chunk)
+        .unwrap()
+        .nll
+        .mean_all()
+        .unwrap()
+}
+
+#[test]
+fn every_parameter_receives_a_finite_nonzero_gradient() {
+    for tied in [false, true] {
+        let (model, _) = tiny(tied, DType::F32, 0.1, Trainability::Trainable);
+        let grads = loss(&model, 3).backward().unwrap();
+        assert!(!model.vars.is_empty());
+        for (name, var) in &model.vars {
+            let g = grads
+                .get(var.as_tensor())
+                .unwrap_or_else(|| panic!("{name} (tied={tied}) received no gradient"));
+            let v = g.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            assert!(
+                v.iter().all(|x| x.is_finite()),
+                "{name}: non-finite gradient"
+            );
+            assert!(
+                v.iter().any(|&x| x != 0.0),
+                "{name} (tied={tied}): all-zero gradient"
+            );
+        }
+    }
+}
+
+/// f64 model (composite ops) against central differences, and the f32 model (CPU kernels and the
+/// chunked output projection) against the f64 gradients.
+#[test]
+fn autograd_matches_finite_differences_and_kernels_match_composites() {
+    let (m64, w64) = tiny(false, DType::F64, 0.1, Trainability::Trainable);
+    let grads64 = loss(&m64, 4).backward().unwrap();
+    let (m32, _) = tiny(false, DType::F32, 0.1, Trainability::Trainable);
+    let grads32 = loss(&m32, 4).backward().unwrap();
+
+    let probes = [
+        ("model.embed_tokens.weight", 81 * 32 + 5),
+        ("model.layers.0.self_attn.q_proj.weight", 17),
+        ("model.layers.0.self_attn.k_proj.weight", 100),
+        ("model.layers.1.self_attn.v_proj.weight", 3),
+        ("model.layers.1.self_attn.o_proj.weight", 200),
+        ("model.layers.0.input_layernorm.weight", 7),
+        ("model.layers.1.post_attention_layernorm.weight", 30),
+        ("model.layers.0.mlp.gate_proj.weight", 555),
+        ("model.layers.1.mlp.down_proj.weight", 901),
+        ("model.norm.weight", 11),
+        ("lm_head.weight", 116 * 32 + 2),
+    ];
+    let eps = 1e-5;
+    for (name, idx) in probes {
+        let (_, var) = m64.vars.iter().find(|(n, _)| n == name).unwrap();
+        let base = w64[name].flatten_all().unwrap().to_vec1::<f64>().unwrap();
+        let shape = w64[name].shape().clone();
+        let eval_at = |delta: f64| {
+            let mut v = base.clone();
+            v[idx] += delta;
+            var.set(&Tensor::from_vec(v, shape.clone(), &candle_core::Device::Cpu).unwrap())
+                .unwrap();
+            loss(&m64, 4).to_scalar::<f64>().unwrap()
+        };
+        let numeric = (eval_at(eps) - eval_at(-eps)) / (2.0 * eps);
+        eval_at(0.0);
+        let auto = grads64
+            .get(var.as_tensor())
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f64>()
+            .unwrap()[idx];
+        let tol = 1e-6 + 1e-4 * numeric.abs();
+        assert!(
+            (numeric - auto).abs() < tol,
+            "{name}[{idx}]: finite difference {numeric:e} vs autograd {auto:e}"
+        );
+
+        let (_, var32) = m32.vars.iter().find(|(n, _)| n == name).unwrap();
+        let g32 = grads32
+            .get(var32.as_tensor())
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()[idx] as f64;
+        assert!(
+            (g32 - auto).abs() < 1e-5 + 1e-3 * auto.abs(),
+            "{name}[{idx}]: f32 kernels {g32:e} vs f64 composites {auto:e}"
+        );
+    }
+}
