@@ -48,7 +48,7 @@ impl Linear {
     }
 }
 
-struct Block {
+pub(crate) struct Block {
     input_norm: Tensor,
     q: Linear,
     k: Linear,
@@ -65,7 +65,11 @@ struct Block {
 pub struct Decoder {
     pub config: DecoderConfig,
     embed: Tensor,
-    blocks: Vec<Block>,
+    blocks: Vec<Arc<Block>>,
+    /// Recompute each block in the backward pass instead of keeping its activations.
+    checkpointing: bool,
+    /// Parameter gradients produced inside checkpointed blocks (see [`crate::checkpoint`]).
+    pub(crate) grad_sink: crate::checkpoint::GradSink,
     norm: Tensor,
     lm_head: Option<Tensor>,
     inv_freq: Tensor,
@@ -195,7 +199,7 @@ impl Decoder {
         for i in 0..config.num_layers {
             let p = format!("model.layers.{i}");
             let bias = config.attention_bias;
-            blocks.push(Block {
+            blocks.push(Arc::new(Block {
                 input_norm: get(&format!("{p}.input_layernorm.weight"))?,
                 q: linear(&format!("{p}.self_attn.q_proj"), bias)?,
                 k: linear(&format!("{p}.self_attn.k_proj"), bias)?,
@@ -213,7 +217,7 @@ impl Decoder {
                 gate: linear(&format!("{p}.mlp.gate_proj"), false)?,
                 up: linear(&format!("{p}.mlp.up_proj"), false)?,
                 down: linear(&format!("{p}.mlp.down_proj"), false)?,
-            });
+            }));
         }
         let embed = get("model.embed_tokens.weight")?;
         let device = embed.device().clone();
@@ -235,6 +239,8 @@ impl Decoder {
             inv_freq: Tensor::from_vec(inv_freq, half, &device)?,
             embed,
             blocks,
+            checkpointing: false,
+            grad_sink: Default::default(),
             config,
             device,
         })
@@ -253,6 +259,7 @@ impl Decoder {
     pub fn linears_mut(&mut self) -> Vec<(String, &mut Linear)> {
         let mut out = Vec::new();
         for (i, b) in self.blocks.iter_mut().enumerate() {
+            let b = Arc::get_mut(b).expect("no forward pass holds the blocks while adapters change");
             let p = format!("model.layers.{i}");
             out.push((format!("{p}.self_attn.q_proj"), &mut b.q));
             out.push((format!("{p}.self_attn.k_proj"), &mut b.k));
@@ -309,41 +316,59 @@ impl Decoder {
         let (cos, sin) = self.rope_tables(positions)?;
         let mask = mask.to_dtype(x.dtype())?;
         for (i, block) in self.blocks.iter().enumerate() {
-            let layer_cache = cache.as_deref_mut().map(|c| &mut c[i]);
-            x = self.block_forward(block, &x, &cos, &sin, &mask, layer_cache)?;
+            let inputs = BlockInputs { cos: &cos, sin: &sin, mask: &mask };
+            x = match cache.as_deref_mut() {
+                Some(c) => block_forward(cfg, block, &x, &inputs, Some(&mut c[i]))?,
+                None if self.checkpointing => crate::checkpoint::checkpointed_block(
+                    cfg,
+                    block,
+                    &x,
+                    &inputs,
+                    &self.grad_sink,
+                )?,
+                None => block_forward(cfg, block, &x, &inputs, None)?,
+            };
         }
-        self.norm_(&x, &self.norm)
+        norm(cfg, &x, &self.norm)
     }
 
-    fn norm_(&self, x: &Tensor, w: &Tensor) -> candle_core::Result<Tensor> {
-        ops::rms_norm(
-            x,
-            w,
-            self.config.rms_norm_eps,
-            self.config.norm_weight_offset,
-        )
+    /// Trade compute for memory in training: keep only each block's input and recompute the
+    /// block during the backward pass (about one extra forward per step). Parameter gradients of
+    /// checkpointed blocks reach the caller through [`crate::LoadedModel::backward`].
+    pub fn set_checkpointing(&mut self, on: bool) {
+        self.checkpointing = on;
     }
+}
 
-    fn block_forward(
-        &self,
-        blk: &Block,
-        x: &Tensor,
-        cos: &Tensor,
-        sin: &Tensor,
-        mask: &Tensor,
-        cache: Option<&mut KvCache>,
-    ) -> candle_core::Result<Tensor> {
-        let cfg = &self.config;
+/// What every block of one forward pass shares.
+pub(crate) struct BlockInputs<'a> {
+    pub cos: &'a Tensor,
+    pub sin: &'a Tensor,
+    pub mask: &'a Tensor,
+}
+
+fn norm(cfg: &DecoderConfig, x: &Tensor, w: &Tensor) -> candle_core::Result<Tensor> {
+    ops::rms_norm(x, w, cfg.rms_norm_eps, cfg.norm_weight_offset)
+}
+
+pub(crate) fn block_forward(
+    cfg: &DecoderConfig,
+    blk: &Block,
+    x: &Tensor,
+    inputs: &BlockInputs,
+    cache: Option<&mut KvCache>,
+) -> candle_core::Result<Tensor> {
+    let BlockInputs { cos, sin, mask } = *inputs;
+    {
         let (b, t, _) = x.dims3()?;
         let (h, kvh, hd) = (cfg.num_heads, cfg.num_kv_heads, cfg.head_dim);
-        let n_rep = h / kvh;
 
-        let hn = self.norm_(x, &blk.input_norm)?;
+        let hn = norm(cfg, x, &blk.input_norm)?;
         let q = blk.q.forward(&hn)?.reshape((b, t, h, hd))?;
         let k = blk.k.forward(&hn)?.reshape((b, t, kvh, hd))?;
         let v = blk.v.forward(&hn)?.reshape((b, t, kvh, hd))?;
         let (q, k) = match (&blk.q_norm, &blk.k_norm) {
-            (Some(qn), Some(kn)) => (self.norm_(&q, qn)?, self.norm_(&k, kn)?),
+            (Some(qn), Some(kn)) => (norm(cfg, &q, qn)?, norm(cfg, &k, kn)?),
             _ => (q, k),
         };
         let q = ops::rope(&q.transpose(1, 2)?.contiguous()?, cos, sin)?;
@@ -356,32 +381,25 @@ impl Decoder {
             }
             None => (k, v),
         };
-        let s = k.dim(2)?;
-        // Grouped-query attention without copying keys: the n_rep query heads that share a kv head
-        // are consecutive, so they fold into the query-length axis of one batched matmul.
-        let q = q.reshape((b, kvh, n_rep * t, hd))?;
         let scale = 1.0 / (hd as f64).sqrt();
-        let scores = (q.matmul(&k.t()?)? * scale)?
-            .reshape((b, kvh, n_rep, t, s))?
-            .broadcast_add(mask)?;
-        let probs = ops::softmax_last_dim(&scores)?.reshape((b, kvh, n_rep * t, s))?;
-        let attn = probs
-            .matmul(&v)?
-            .reshape((b, h, t, hd))?
+        let attn = ops::attention(&q, &k, &v, mask, scale)?
             .transpose(1, 2)?
             .reshape((b, t, h * hd))?;
         let x = (x + blk.o.forward(&attn)?)?;
 
-        let hn = self.norm_(&x, &blk.post_attention_norm)?;
+        let hn = norm(cfg, &x, &blk.post_attention_norm)?;
         let gate = blk.gate.forward(&hn)?;
-        let gate = match cfg.activation {
-            Activation::Silu => gate.silu()?,
-            Activation::GeluTanh => gate.gelu()?,
+        let up = blk.up.forward(&hn)?;
+        let hidden = match cfg.activation {
+            Activation::Silu => ops::silu_mul(&gate, &up)?,
+            Activation::GeluTanh => (gate.gelu()? * up)?,
         };
-        let mlp = blk.down.forward(&(gate * blk.up.forward(&hn)?)?)?;
+        let mlp = blk.down.forward(&hidden)?;
         x + mlp
     }
+}
 
+impl Decoder {
     /// Logits for every position of `hidden` (…, hidden) → (…, vocab).
     pub fn logits(&self, hidden: &Tensor) -> candle_core::Result<Tensor> {
         let dims = hidden.dims().to_vec();

@@ -6,6 +6,7 @@
 //! - [`generate`]: batched cached generation; [`logprobs`]: response log-probabilities;
 //! - [`model`]: resolving a user's `--model` into all of the above.
 
+pub mod checkpoint;
 pub mod config;
 pub mod decoder;
 pub mod generate;

@@ -6,7 +6,8 @@ use crate::decoder::{make_trainable, Decoder};
 use crate::tokenizer::TextTokenizer;
 use crate::weights::{self, WeightMap};
 use anyhow::{bail, Context, Result};
-use candle_core::{Device, Var};
+use candle_core::backprop::GradStore;
+use candle_core::{Device, Tensor, Var};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone)]
@@ -103,6 +104,30 @@ impl LoadedModel {
             }
         };
         Self::from_parts(config, weights, tokenizer, origin, mode)
+    }
+
+    /// Gradients of `loss` with respect to the trainable parameters, detached.
+    ///
+    /// candle's parameter gradients keep a backprop link to the activations they were computed
+    /// from, so the whole forward graph would stay alive through the optimiser step; detached,
+    /// it is freed as soon as the caller drops `loss` (measured on SmolLM2 at 8 × 256: peak
+    /// memory of a training step drops by about 2 GB).
+    pub fn backward(&self, loss: &Tensor) -> Result<GradStore> {
+        self.decoder.grad_sink.take();
+        let mut grads = loss.backward()?;
+        for (id, g) in self.decoder.grad_sink.take() {
+            let sum = match grads.get_id(id) {
+                Some(existing) => (existing + g)?,
+                None => g,
+            };
+            grads.insert_id(id, sum);
+        }
+        for (_, var) in &self.vars {
+            if let Some(g) = grads.remove(var.as_tensor()) {
+                grads.insert(var.as_tensor(), g.detach());
+            }
+        }
+        Ok(grads)
     }
 
     pub fn from_parts(

@@ -251,24 +251,196 @@ impl CustomOp3 for RopeOp {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Attention core: softmax(q·kᵀ·scale + mask)·v with grouped-query heads.
+//
+// As one op it keeps only q, k, v and the output for the backward pass, which recomputes the
+// probabilities; unfused, autograd would keep four (batch × heads × seq × keys) tensors per layer
+// (2.3 GB for SmolLM2 at 8 × 256).
+
+/// q: (b, heads, t, d); k, v: (b, kv_heads, s, d); mask: additive, (b, 1, 1, t, s).
+pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: &Tensor, scale: f64) -> Result<Tensor> {
+    if use_cpu_kernel(&[q, k, v, mask]) {
+        let (q, k, v) = (q.contiguous()?, k.contiguous()?, v.contiguous()?);
+        let op = AttentionOp {
+            q: q.detach(),
+            k: k.detach(),
+            v: v.detach(),
+            mask: mask.detach(),
+            scale,
+        };
+        q.apply_op3(&k, &v, op)
+    } else {
+        attention_composite(q, k, v, mask, scale)
+    }
+}
+
+/// Reference implementation from differentiable primitives.
+pub fn attention_composite(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: &Tensor,
+    scale: f64,
+) -> Result<Tensor> {
+    let (b, h, t, d) = q.dims4()?;
+    let (kvh, s) = (k.dim(1)?, k.dim(2)?);
+    let n_rep = h / kvh;
+    // The n_rep query heads that share a kv head are consecutive, so they fold into the query
+    // axis of one batched matmul and keys are never copied.
+    let q = q.contiguous()?.reshape((b, kvh, n_rep * t, d))?;
+    let scores = (q.matmul(&k.t()?)? * scale)?
+        .reshape((b, kvh, n_rep, t, s))?
+        .broadcast_add(mask)?;
+    let probs = candle_nn::ops::softmax(&scores, D::Minus1)?.reshape((b, kvh, n_rep * t, s))?;
+    probs.matmul(v)?.reshape((b, h, t, d))
+}
+
+struct AttentionOp {
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    mask: Tensor,
+    scale: f64,
+}
+
+impl AttentionOp {
+    /// Probabilities (b, kv_heads, n_rep · t, s) and the grouped query view.
+    fn probs(&self) -> Result<(Tensor, Tensor)> {
+        let (b, h, t, d) = self.q.dims4()?;
+        let (kvh, s) = (self.k.dim(1)?, self.k.dim(2)?);
+        let n_rep = h / kvh;
+        let q = self.q.reshape((b, kvh, n_rep * t, d))?;
+        let scores = (q.matmul(&self.k.t()?)? * self.scale)?
+            .reshape((b, kvh, n_rep, t, s))?
+            .broadcast_add(&self.mask)?;
+        let probs = candle_nn::ops::softmax_last_dim(&scores)?.reshape((b, kvh, n_rep * t, s))?;
+        Ok((probs, q))
+    }
+}
+
+impl CustomOp3 for AttentionOp {
+    fn name(&self) -> &'static str {
+        "talr-attention"
+    }
+
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        l1: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (probs, _) = self.probs()?;
+        let out = probs.matmul(&self.v)?;
+        let values = out.flatten_all()?.to_vec1::<f32>()?;
+        Ok((CpuStorage::F32(values), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        _q: &Tensor,
+        _k: &Tensor,
+        _v: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (probs, q) = self.probs()?;
+        let g = grad.contiguous()?.reshape(q.shape())?;
+        let dv = probs.t()?.matmul(&g)?;
+        let dp = g.matmul(&self.v.t()?)?;
+        let dot = dp.mul(&probs)?.sum_keepdim(D::Minus1)?;
+        let ds = (dp.broadcast_sub(&dot)?.mul(&probs)? * self.scale)?;
+        let dq = ds.matmul(&self.k)?.reshape(self.q.shape())?;
+        let dk = ds.t()?.matmul(&q)?;
+        Ok((Some(dq), Some(dk), Some(dv)))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// SwiGLU: silu(gate) · up, fused so that autograd keeps one tensor instead of two.
+
+pub fn silu_mul(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
+    if use_cpu_kernel(&[gate, up]) {
+        gate.contiguous()?.apply_op2(&up.contiguous()?, SiluMulOp)
+    } else {
+        gate.silu()? * up
+    }
+}
+
+struct SiluMulOp;
+
+impl CustomOp2 for SiluMulOp {
+    fn name(&self) -> &'static str {
+        "talr-silu-mul"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = contiguous_f32(s1, l1, "silu_mul gate")?;
+        let u = contiguous_f32(s2, l2, "silu_mul up")?;
+        if l1.dims() != l2.dims() {
+            bail!("silu_mul: shapes {:?} and {:?} differ", l1.dims(), l2.dims());
+        }
+        let mut out = vec![0f32; g.len()];
+        out.par_chunks_mut(4096)
+            .zip(g.par_chunks(4096).zip(u.par_chunks(4096)))
+            .for_each(|(o, (g, u))| {
+                for ((o, &g), &u) in o.iter_mut().zip(g).zip(u) {
+                    *o = g / (1.0 + (-g).exp()) * u;
+                }
+            });
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        gate: &Tensor,
+        up: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        // silu'(g) = σ(g)·(1 + g·(1 − σ(g)))
+        let sig = (gate.neg()?.exp()? + 1.0)?.recip()?;
+        let silu = gate.mul(&sig)?;
+        let dsilu = sig.mul(&(gate.mul(&sig.affine(-1.0, 1.0)?)? + 1.0)?)?;
+        let dgate = grad.mul(up)?.mul(&dsilu)?;
+        let dup = grad.mul(&silu)?;
+        Ok((Some(dgate), Some(dup)))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Output projection fused with the token negative log-likelihood.
 //
 // nll_i = logsumexp(h_i·Wᵀ) − (h_i·Wᵀ)[target_i]. The (tokens × vocab) logits never exist whole:
-// they are computed in chunks of `chunk` tokens, in the forward and again in the backward, which
-// trades one extra output-projection matmul for not keeping ~0.4 GB of logits (and their softmax
-// and gradient) per 2k tokens at a 49k vocabulary. Any loss of the form Σ c_i·nll_i with detached
-// c_i reaches the backward as grad_res = c.
+// the forward builds them `chunk` tokens at a time and keeps only each token's logsumexp; the
+// backward rebuilds them a block of vocabulary rows at a time, so each block's share of dW is
+// computed once and nothing vocabulary-sized is accumulated. That trades one extra
+// output-projection matmul for not keeping ~0.4 GB of logits (plus their softmax and gradient)
+// per 2k tokens at a 49k vocabulary. Any loss Σ c_i·nll_i with detached c_i reaches the backward
+// as grad_res = c.
+
+/// Vocabulary rows per block in the backward pass.
+const VOCAB_BLOCK: usize = 4096;
 
 /// Per-token NLL of `targets` (u32, (n,)) given hidden states `h` (n, d) and output weights
 /// `w` (vocab, d). Differentiable with respect to `h` and `w`.
 pub fn linear_nll(h: &Tensor, w: &Tensor, targets: &Tensor, chunk: usize) -> Result<Tensor> {
-    let op = LinearNllOp {
-        h: h.detach(),
-        w: w.detach(),
-        targets: targets.detach(),
-        chunk: chunk.max(1),
-    };
     if h.device().is_cpu() {
+        let op = LinearNllOp {
+            h: h.detach(),
+            w: w.detach(),
+            targets: targets.detach(),
+            chunk: chunk.max(1),
+            lse: std::sync::Mutex::new(None),
+        };
         h.apply_op3(w, targets, op)
     } else {
         // The chunked kernel reads results back to host memory; other devices take the
@@ -289,21 +461,27 @@ struct LinearNllOp {
     w: Tensor,
     targets: Tensor,
     chunk: usize,
+    /// logsumexp of every token's logits, saved by the forward for the backward.
+    lse: std::sync::Mutex<Option<Tensor>>,
 }
 
 impl LinearNllOp {
     fn forward_values(&self) -> Result<Tensor> {
         let n = self.h.dim(0)?;
         let wt = self.w.t()?;
-        let mut parts = Vec::with_capacity(n.div_ceil(self.chunk));
+        let mut nll = Vec::with_capacity(n.div_ceil(self.chunk));
+        let mut lse = Vec::with_capacity(n.div_ceil(self.chunk));
         for start in (0..n).step_by(self.chunk) {
             let len = self.chunk.min(n - start);
             let logits = self.h.narrow(0, start, len)?.matmul(&wt)?;
             let t = self.targets.narrow(0, start, len)?;
             let picked = logits.gather(&t.unsqueeze(1)?, 1)?.squeeze(1)?;
-            parts.push(logsumexp_rows(&logits)?.sub(&picked)?);
+            let chunk_lse = logsumexp_rows(&logits)?;
+            nll.push(chunk_lse.sub(&picked)?);
+            lse.push(chunk_lse);
         }
-        Tensor::cat(&parts, 0)
+        *self.lse.lock().expect("lse lock") = Some(Tensor::cat(&lse, 0)?);
+        Tensor::cat(&nll, 0)
     }
 }
 
@@ -344,24 +522,29 @@ impl CustomOp3 for LinearNllOp {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        // d nll_i / d logits_i = softmax(logits_i) − onehot(target_i), scaled by grad_i.
+        // d nll_i / d logits_i = softmax(logits_i) − onehot(target_i), scaled by c_i = grad_i.
         let (h, w) = (&self.h, &self.w);
-        let n = h.dim(0)?;
-        let wt = w.t()?;
-        let mut dw = w.zeros_like()?;
-        let mut dh_parts = Vec::with_capacity(n.div_ceil(self.chunk));
-        for start in (0..n).step_by(self.chunk) {
-            let len = self.chunk.min(n - start);
-            let hc = h.narrow(0, start, len)?;
-            let tc = self.targets.narrow(0, start, len)?;
-            let gc = grad.narrow(0, start, len)?.unsqueeze(1)?;
-            let probs = candle_nn::ops::softmax_last_dim(&hc.matmul(&wt)?)?;
-            let g_logits = probs.broadcast_mul(&gc)?;
-            let w_target = w.index_select(&tc, 0)?;
-            dh_parts.push(g_logits.matmul(w)?.sub(&w_target.broadcast_mul(&gc)?)?);
-            dw = (dw + g_logits.t()?.matmul(&hc)?)?;
-            dw = dw.index_add(&tc, &hc.broadcast_mul(&gc)?.neg()?, 0)?;
+        let lse = match self.lse.lock().expect("lse lock").clone() {
+            Some(lse) => lse,
+            None => bail!("linear_nll: backward before forward"),
+        };
+        let c = grad.unsqueeze(1)?;
+        let vocab = w.dim(0)?;
+        let mut dh = h.zeros_like()?;
+        let mut dw_blocks = Vec::with_capacity(vocab.div_ceil(VOCAB_BLOCK));
+        for v0 in (0..vocab).step_by(VOCAB_BLOCK) {
+            let len = VOCAB_BLOCK.min(vocab - v0);
+            let wb = w.narrow(0, v0, len)?;
+            let probs = h.matmul(&wb.t()?)?.broadcast_sub(&lse.unsqueeze(1)?)?.exp()?;
+            let g = probs.broadcast_mul(&c)?;
+            dh = (dh + g.matmul(&wb)?)?;
+            dw_blocks.push(g.t()?.matmul(h)?);
         }
-        Ok((Some(Tensor::cat(&dh_parts, 0)?), Some(dw), None))
+        // The one-hot part: −c_i at (i, target_i).
+        let dh = dh.sub(&w.index_select(&self.targets, 0)?.broadcast_mul(&c)?)?;
+        let dw = Tensor::cat(&dw_blocks, 0)?;
+        drop(dw_blocks);
+        let dw = dw.index_add(&self.targets, &h.broadcast_mul(&c)?.neg()?, 0)?;
+        Ok((Some(dh), Some(dw), None))
     }
 }

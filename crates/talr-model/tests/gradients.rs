@@ -114,3 +114,23 @@ fn autograd_matches_finite_differences_and_kernels_match_composites() {
         );
     }
 }
+
+#[test]
+fn checkpointed_blocks_give_the_same_gradients() {
+    for tied in [false, true] {
+        let (plain, _) = tiny(tied, DType::F32, 0.1, Trainability::Trainable);
+        let (mut ckpt, _) = tiny(tied, DType::F32, 0.1, Trainability::Trainable);
+        ckpt.decoder.set_checkpointing(true);
+        let lp = loss(&plain, 5);
+        let lc = loss(&ckpt, 5);
+        assert_eq!(lp.to_scalar::<f32>().unwrap(), lc.to_scalar::<f32>().unwrap());
+        let gp = plain.backward(&lp).unwrap();
+        let gc = ckpt.backward(&lc).unwrap();
+        for ((name, vp), (_, vc)) in plain.vars.iter().zip(&ckpt.vars) {
+            let a = gp.get(vp.as_tensor()).unwrap_or_else(|| panic!("{name}: no plain gradient"));
+            let b = gc.get(vc.as_tensor()).unwrap_or_else(|| panic!("{name}: no checkpointed gradient"));
+            let diff = common::max_abs_diff(a, b);
+            assert!(diff < 1e-6, "{name} (tied={tied}): gradients differ by {diff}");
+        }
+    }
+}
