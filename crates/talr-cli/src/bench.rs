@@ -204,4 +204,3 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
     Ok(())
 }
-

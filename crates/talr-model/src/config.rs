@@ -43,14 +43,14 @@ impl DecoderConfig {
         if self.num_heads == 0 || self.num_kv_heads == 0 {
             bail!("config: num_heads and num_kv_heads must be positive");
         }
-        if self.num_heads % self.num_kv_heads != 0 {
+        if !self.num_heads.is_multiple_of(self.num_kv_heads) {
             bail!(
                 "config: num_heads ({}) must be a multiple of num_kv_heads ({})",
                 self.num_heads,
                 self.num_kv_heads
             );
         }
-        if self.head_dim % 2 != 0 {
+        if !self.head_dim.is_multiple_of(2) {
             bail!("config: head_dim ({}) must be even for rope", self.head_dim);
         }
         Ok(())

@@ -10,6 +10,9 @@ use candle_nn::kv_cache::KvCache;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use std::sync::Arc;
 
+/// Up to this many input rows, linear layers multiply in the weight-major orientation.
+const SMALL_BATCH_ROWS: usize = 64;
+
 /// Something added to a linear layer's output, e.g. a LoRA update `x·Aᵀ·Bᵀ·scale`.
 pub trait LinearAdapter: Send + Sync {
     fn delta(&self, x: &Tensor) -> candle_core::Result<Tensor>;
@@ -35,7 +38,13 @@ impl Linear {
         let dims = x.dims().to_vec();
         let in_dim = *dims.last().expect("linear input has a last dim");
         let flat = x.reshape(((), in_dim))?;
-        let mut y = flat.matmul(&self.weight.t()?)?;
+        let mut y = if flat.dim(0)? <= SMALL_BATCH_ROWS {
+            // Few rows (decoding): W·xᵀ lets gemm stream the weight without repacking it, 1.3–5×
+            // faster than x·Wᵀ at 32 rows on SmolLM2's shapes.
+            self.weight.matmul(&flat.t()?)?.t()?
+        } else {
+            flat.matmul(&self.weight.t()?)?
+        };
         if let Some(b) = &self.bias {
             y = y.broadcast_add(b)?;
         }
@@ -259,7 +268,8 @@ impl Decoder {
     pub fn linears_mut(&mut self) -> Vec<(String, &mut Linear)> {
         let mut out = Vec::new();
         for (i, b) in self.blocks.iter_mut().enumerate() {
-            let b = Arc::get_mut(b).expect("no forward pass holds the blocks while adapters change");
+            let b =
+                Arc::get_mut(b).expect("no forward pass holds the blocks while adapters change");
             let p = format!("model.layers.{i}");
             out.push((format!("{p}.self_attn.q_proj"), &mut b.q));
             out.push((format!("{p}.self_attn.k_proj"), &mut b.k));
@@ -316,16 +326,16 @@ impl Decoder {
         let (cos, sin) = self.rope_tables(positions)?;
         let mask = mask.to_dtype(x.dtype())?;
         for (i, block) in self.blocks.iter().enumerate() {
-            let inputs = BlockInputs { cos: &cos, sin: &sin, mask: &mask };
+            let inputs = BlockInputs {
+                cos: &cos,
+                sin: &sin,
+                mask: &mask,
+            };
             x = match cache.as_deref_mut() {
                 Some(c) => block_forward(cfg, block, &x, &inputs, Some(&mut c[i]))?,
-                None if self.checkpointing => crate::checkpoint::checkpointed_block(
-                    cfg,
-                    block,
-                    &x,
-                    &inputs,
-                    &self.grad_sink,
-                )?,
+                None if self.checkpointing => {
+                    crate::checkpoint::checkpointed_block(cfg, block, &x, &inputs, &self.grad_sink)?
+                }
                 None => block_forward(cfg, block, &x, &inputs, None)?,
             };
         }
@@ -375,10 +385,9 @@ pub(crate) fn block_forward(
         let k = ops::rope(&k.transpose(1, 2)?.contiguous()?, cos, sin)?;
         let v = v.transpose(1, 2)?.contiguous()?;
         let (k, v) = match cache {
-            Some(c) => {
-                let (k, v) = c.append(&k, &v)?;
-                (k.contiguous()?, v.contiguous()?)
-            }
+            // A view of the preallocated cache: rows of each head are contiguous, which is all
+            // the attention matmuls need, so the cache is never copied.
+            Some(c) => c.append(&k, &v)?,
             None => (k, v),
         };
         let scale = 1.0 / (hd as f64).sqrt();
@@ -404,9 +413,12 @@ impl Decoder {
     pub fn logits(&self, hidden: &Tensor) -> candle_core::Result<Tensor> {
         let dims = hidden.dims().to_vec();
         let d = *dims.last().unwrap();
-        let out = hidden
-            .reshape(((), d))?
-            .matmul(&self.output_weight().t()?)?;
+        let flat = hidden.reshape(((), d))?;
+        let out = if flat.dim(0)? <= SMALL_BATCH_ROWS {
+            self.output_weight().matmul(&flat.t()?)?.t()?.contiguous()?
+        } else {
+            flat.matmul(&self.output_weight().t()?)?
+        };
         let mut out_dims = dims;
         *out_dims.last_mut().unwrap() = self.config.vocab_size;
         out.reshape(out_dims)

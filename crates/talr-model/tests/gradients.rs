@@ -123,14 +123,24 @@ fn checkpointed_blocks_give_the_same_gradients() {
         ckpt.decoder.set_checkpointing(true);
         let lp = loss(&plain, 5);
         let lc = loss(&ckpt, 5);
-        assert_eq!(lp.to_scalar::<f32>().unwrap(), lc.to_scalar::<f32>().unwrap());
+        assert_eq!(
+            lp.to_scalar::<f32>().unwrap(),
+            lc.to_scalar::<f32>().unwrap()
+        );
         let gp = plain.backward(&lp).unwrap();
         let gc = ckpt.backward(&lc).unwrap();
         for ((name, vp), (_, vc)) in plain.vars.iter().zip(&ckpt.vars) {
-            let a = gp.get(vp.as_tensor()).unwrap_or_else(|| panic!("{name}: no plain gradient"));
-            let b = gc.get(vc.as_tensor()).unwrap_or_else(|| panic!("{name}: no checkpointed gradient"));
+            let a = gp
+                .get(vp.as_tensor())
+                .unwrap_or_else(|| panic!("{name}: no plain gradient"));
+            let b = gc
+                .get(vc.as_tensor())
+                .unwrap_or_else(|| panic!("{name}: no checkpointed gradient"));
             let diff = common::max_abs_diff(a, b);
-            assert!(diff < 1e-6, "{name} (tied={tied}): gradients differ by {diff}");
+            assert!(
+                diff < 1e-6,
+                "{name} (tied={tied}): gradients differ by {diff}"
+            );
         }
     }
 }
