@@ -50,6 +50,13 @@ impl TextTokenizer {
             .map_err(|e| anyhow!("decoding: {e}"))
     }
 
+    /// Writes `tokenizer.json` (e.g. next to a saved checkpoint).
+    pub fn save_tokenizer_json(&self, path: &Path) -> Result<()> {
+        self.inner
+            .save(path, false)
+            .map_err(|e| anyhow!("writing {}: {e}", path.display()))
+    }
+
     pub fn vocab_size(&self) -> usize {
         self.inner.get_vocab_size(true)
     }
