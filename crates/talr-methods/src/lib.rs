@@ -1,0 +1,10 @@
+//! talr-methods: how a fine-tuning method turns per-token losses into a training loss.
+//!
+//! Every weighting here sees the per-token negative log-likelihoods ℓ_i of one batch's response
+//! tokens (prompt and padding already excluded, e.g. by `talr_model::logprobs::response_nll`) and
+//! returns detached weights w_i; the loss is Σ w_i·ℓ_i. Because the weights are computed from
+//! detached values, no gradient flows through them, by construction.
+
+pub mod token_weighting;
+
+pub use token_weighting::{TokenWeighting, WeightDiagnostics, WeightedLoss};
