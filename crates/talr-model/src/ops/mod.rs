@@ -1,0 +1,36 @@
+//! Differentiable building blocks of the decoder.
+//!
+//! candle's fused `rms_norm`, `softmax_last_dim` and `rope` kernels have no backward pass and
+//! silently drop gradients (DESIGN.md §4). Each op here has a fast CPU kernel with a backward pass
+//! and a composite fallback built only from differentiable primitives; the fallback runs on other
+//! devices and is the reference the kernels are tested against.
+
+use candle_core::{bail, CpuStorage, DType, Layout, Result, Tensor};
+
+fn use_cpu_kernel(xs: &[&Tensor]) -> bool {
+    xs.iter()
+        .all(|x| x.device().is_cpu() && x.dtype() == DType::F32)
+}
+
+fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> Result<&'a [f32]> {
+    let data = match storage {
+        CpuStorage::F32(d) => d.as_slice(),
+        _ => bail!("{what}: expected f32 storage"),
+    };
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&data[start..end]),
+        None => bail!("{what}: input must be contiguous"),
+    }
+}
+
+mod attention;
+mod elementwise;
+mod linear_nll;
+#[cfg(test)]
+mod tests;
+
+pub use attention::{attention, attention_composite};
+pub use elementwise::{
+    rms_norm, rms_norm_composite, rope, rope_composite, silu_mul, softmax_last_dim,
+};
+pub use linear_nll::{linear_nll, linear_nll_composite};

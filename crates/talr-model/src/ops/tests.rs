@@ -1,0 +1,141 @@
+//! Every kernel against its composite reference: values and gradients.
+
+use super::*;
+use candle_core::{Device, Result, Tensor, Var, D};
+
+fn randn(shape: &[usize], seed: u64) -> Tensor {
+    // Deterministic pseudo-random values without a global RNG.
+    let n: usize = shape.iter().product();
+    let v: Vec<f32> = (0..n)
+        .map(|i| (((i as u64 * 2654435761 + seed * 97) % 1000) as f32 / 500.0) - 1.0)
+        .collect();
+    Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+}
+
+fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar()
+        .unwrap()
+}
+
+/// Kernel and composite agree on values and on gradients of a random projection of the output.
+fn check(
+    inputs: &[Tensor],
+    kernel: impl Fn(&[Tensor]) -> Result<Tensor>,
+    composite: impl Fn(&[Tensor]) -> Result<Tensor>,
+    what: &str,
+) {
+    let run = |f: &dyn Fn(&[Tensor]) -> Result<Tensor>| {
+        let vars: Vec<Var> = inputs
+            .iter()
+            .map(|t| Var::from_tensor(t).unwrap())
+            .collect();
+        let ts: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
+        let out = f(&ts).unwrap();
+        let probe = randn(out.dims(), 5);
+        let grads = (&out * &probe)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let g: Vec<Option<Tensor>> = vars
+            .iter()
+            .map(|v| grads.get(v.as_tensor()).cloned())
+            .collect();
+        (out, g)
+    };
+    let (yk, gk) = run(&kernel);
+    let (yc, gc) = run(&composite);
+    assert!(
+        max_diff(&yk, &yc) < 1e-5,
+        "{what}: outputs differ by {}",
+        max_diff(&yk, &yc)
+    );
+    for (i, (a, b)) in gk.iter().zip(&gc).enumerate() {
+        match (a, b) {
+            (Some(a), Some(b)) => {
+                let d = max_diff(a, b);
+                assert!(d < 1e-4, "{what}: gradient of input {i} differs by {d}");
+            }
+            (None, None) => {}
+            _ => panic!("{what}: input {i} has a gradient on one path only"),
+        }
+    }
+}
+
+#[test]
+fn rms_norm_kernel_matches_composite_with_and_without_offset() {
+    for offset in [0.0, 1.0] {
+        check(
+            &[randn(&[3, 5, 16], 1), randn(&[16], 2)],
+            |t| rms_norm(&t[0], &t[1], 1e-6, offset),
+            |t| rms_norm_composite(&t[0], &t[1], 1e-6, offset),
+            "rms_norm",
+        );
+    }
+}
+
+#[test]
+fn softmax_rope_and_silu_mul_kernels_match_composites() {
+    check(
+        &[randn(&[4, 7, 9], 3)],
+        |t| softmax_last_dim(&t[0]),
+        |t| candle_nn::ops::softmax(&t[0], D::Minus1),
+        "softmax",
+    );
+    // Angles are not trainable: only x gets a gradient.
+    let (cos, sin) = (randn(&[2, 5, 4], 6), randn(&[2, 5, 4], 7));
+    check(
+        &[randn(&[2, 3, 5, 8], 4)],
+        |t| rope(&t[0], &cos, &sin),
+        |t| rope_composite(&t[0], &cos, &sin),
+        "rope",
+    );
+    check(
+        &[randn(&[6, 10], 8), randn(&[6, 10], 9)],
+        |t| silu_mul(&t[0], &t[1]),
+        |t| t[0].silu()? * &t[1],
+        "silu_mul",
+    );
+}
+
+#[test]
+fn attention_kernel_matches_composite_with_gqa_and_padding() {
+    // 4 query heads over 2 kv heads, 3 new queries after 2 cached keys, row 1 left-padded.
+    let valid = vec![vec![true; 5], vec![false, true, true, true, true]];
+    let mask = crate::decoder::attention_bias(&valid, 2, 3, &Device::Cpu).unwrap();
+    let inputs = [
+        randn(&[2, 4, 3, 8], 10),
+        randn(&[2, 2, 5, 8], 11),
+        randn(&[2, 2, 5, 8], 12),
+    ];
+    check(
+        &inputs,
+        |t| attention(&t[0], &t[1], &t[2], &mask, 0.35),
+        |t| attention_composite(&t[0], &t[1], &t[2], &mask, 0.35),
+        "attention",
+    );
+}
+
+#[test]
+fn chunked_linear_nll_matches_whole_logits_for_any_chunk() {
+    let h = randn(&[7, 6], 13);
+    let w = randn(&[11, 6], 14);
+    let targets = Tensor::new(&[0u32, 10, 3, 3, 7, 1, 5], &Device::Cpu).unwrap();
+    for chunk in [1, 3, 7, 100] {
+        check(
+            &[h.clone(), w.clone()],
+            |t| linear_nll(&t[0], &t[1], &targets, chunk),
+            |t| linear_nll_composite(&t[0], &t[1], &targets),
+            "linear_nll",
+        );
+    }
+}
