@@ -5,12 +5,14 @@
 //! returns detached weights w_i; the loss is Σ w_i·ℓ_i. Because the weights are computed from
 //! detached values, no gradient flows through them, by construction.
 //!
-//! Also here: FLOW's per-sample weights, the L2-to-init regulariser and WiSE-FT merging.
+//! Also here: FLOW's per-sample weights, the L2-to-init regulariser, WiSE-FT merging and the LoRA layer.
 
+pub mod lora;
 pub mod parameters;
 pub mod sample_weighting;
 pub mod token_weighting;
 
+pub use lora::Lora;
 pub use parameters::{l2_to_init, wise_ft, wise_ft_sweep};
 pub use sample_weighting::flow_weights;
 pub use token_weighting::{TokenWeighting, WeightDiagnostics, WeightedLoss};
