@@ -78,6 +78,31 @@ impl DecoderConfig {
         }
     }
 
+    /// A Hugging Face `config.json` for this config (Llama family), so that exported checkpoints
+    /// load anywhere.
+    pub fn to_hf_json(&self) -> Result<String> {
+        if self.attention_bias || self.qk_norm || self.norm_weight_offset != 0.0 {
+            bail!("only Llama-family configs can be written as config.json so far");
+        }
+        Ok(serde_json::to_string_pretty(&serde_json::json!({
+            "architectures": ["LlamaForCausalLM"],
+            "model_type": "llama",
+            "vocab_size": self.vocab_size,
+            "hidden_size": self.hidden_size,
+            "intermediate_size": self.intermediate_size,
+            "num_hidden_layers": self.num_layers,
+            "num_attention_heads": self.num_heads,
+            "num_key_value_heads": self.num_kv_heads,
+            "head_dim": self.head_dim,
+            "rope_theta": self.rope_theta,
+            "rms_norm_eps": self.rms_norm_eps,
+            "max_position_embeddings": self.max_position_embeddings,
+            "tie_word_embeddings": self.tie_word_embeddings,
+            "hidden_act": "silu",
+            "torch_dtype": "float32",
+        }))?)
+    }
+
     /// Parses a Hugging Face `config.json` of the Llama family.
     pub fn from_hf_json(text: &str) -> Result<Self> {
         let raw: HfLlamaConfig = serde_json::from_str(text).context("parsing config.json")?;

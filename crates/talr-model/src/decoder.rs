@@ -16,6 +16,8 @@ const SMALL_BATCH_ROWS: usize = 64;
 /// Something added to a linear layer's output, e.g. a LoRA update `x·Aᵀ·Bᵀ·scale`.
 pub trait LinearAdapter: Send + Sync {
     fn delta(&self, x: &Tensor) -> candle_core::Result<Tensor>;
+    /// The adapter as a dense update of the (out, in) weight, for merging into a checkpoint.
+    fn merged_weight(&self, base: &Tensor) -> candle_core::Result<Tensor>;
 }
 
 /// y = x·Wᵀ (+ b) (+ adapter(x)). W is (out, in) as in Hugging Face checkpoints.
@@ -262,6 +264,56 @@ impl Decoder {
     /// The (vocab, hidden) matrix that maps hidden states to logits (the embeddings when tied).
     pub fn output_weight(&self) -> &Tensor {
         self.lm_head.as_ref().unwrap_or(&self.embed)
+    }
+
+    /// Every weight under its Hugging Face name, with adapters merged into their linear layers
+    /// (`merge(weight, adapter)` returns the effective weight). Detached copies: a checkpoint.
+    pub fn named_weights(
+        &self,
+        merge: impl Fn(&Tensor, &dyn LinearAdapter) -> Result<Tensor>,
+    ) -> Result<WeightMap> {
+        let mut out = WeightMap::new();
+        let mut put = |name: String, t: &Tensor| -> Result<()> {
+            out.insert(name, t.detach().copy()?);
+            Ok(())
+        };
+        put("model.embed_tokens.weight".into(), &self.embed)?;
+        for (i, b) in self.blocks.iter().enumerate() {
+            let p = format!("model.layers.{i}");
+            put(format!("{p}.input_layernorm.weight"), &b.input_norm)?;
+            put(
+                format!("{p}.post_attention_layernorm.weight"),
+                &b.post_attention_norm,
+            )?;
+            if let (Some(qn), Some(kn)) = (&b.q_norm, &b.k_norm) {
+                put(format!("{p}.self_attn.q_norm.weight"), qn)?;
+                put(format!("{p}.self_attn.k_norm.weight"), kn)?;
+            }
+            let linears = [
+                ("self_attn.q_proj", &b.q),
+                ("self_attn.k_proj", &b.k),
+                ("self_attn.v_proj", &b.v),
+                ("self_attn.o_proj", &b.o),
+                ("mlp.gate_proj", &b.gate),
+                ("mlp.up_proj", &b.up),
+                ("mlp.down_proj", &b.down),
+            ];
+            for (name, lin) in linears {
+                let w = match &lin.adapter {
+                    Some(a) => merge(&lin.weight, a.as_ref())?,
+                    None => lin.weight.clone(),
+                };
+                put(format!("{p}.{name}.weight"), &w)?;
+                if let Some(bias) = &lin.bias {
+                    put(format!("{p}.{name}.bias"), bias)?;
+                }
+            }
+        }
+        put("model.norm.weight".into(), &self.norm)?;
+        if let Some(head) = &self.lm_head {
+            put("lm_head.weight".into(), head)?;
+        }
+        Ok(out)
     }
 
     /// Every linear layer by its Hugging Face name prefix, for placing adapters.

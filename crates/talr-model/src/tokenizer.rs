@@ -57,6 +57,20 @@ impl TextTokenizer {
             .map_err(|e| anyhow!("writing {}: {e}", path.display()))
     }
 
+    /// Writes `tokenizer_config.json` with the special tokens and chat template, as Hugging Face
+    /// model directories carry it.
+    pub fn save_tokenizer_config(&self, path: &Path) -> Result<()> {
+        let pad = self.inner.id_to_token(self.pad_id);
+        let json = serde_json::json!({
+            "bos_token": self.bos_token,
+            "eos_token": self.eos_token,
+            "pad_token": pad,
+            "chat_template": self.chat_template.as_ref().map(|t| t.source.as_str()),
+        });
+        std::fs::write(path, serde_json::to_string_pretty(&json)?)
+            .with_context(|| format!("writing {}", path.display()))
+    }
+
     pub fn vocab_size(&self) -> usize {
         self.inner.get_vocab_size(true)
     }
@@ -322,6 +336,7 @@ fn gpt2_tokenizer_json(
 /// A Hugging Face chat template (Jinja), rendered with minijinja plus Python string methods.
 pub struct ChatTemplate {
     env: minijinja::Environment<'static>,
+    source: String,
 }
 
 impl ChatTemplate {
@@ -337,9 +352,9 @@ impl ChatTemplate {
                 ))
             },
         );
-        env.add_template_owned("chat", source)
+        env.add_template_owned("chat", source.clone())
             .map_err(|e| anyhow!("chat template does not parse: {e}"))?;
-        Ok(Self { env })
+        Ok(Self { env, source })
     }
 
     pub fn render(

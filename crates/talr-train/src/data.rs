@@ -1,0 +1,94 @@
+//! Training data: chat examples (messages + target response) as JSONL, tokenised with the model's
+//! chat template.
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use std::path::Path;
+use talr_model::{ChatMessage, TextTokenizer};
+
+/// One line of a training file:
+/// `{"messages": [{"role": "user", "content": "..."}], "target": "..."}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Example {
+    pub messages: Vec<Message>,
+    pub target: String,
+    /// Optional identifier carried into logs.
+    #[serde(default)]
+    pub id: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Message {
+    pub role: String,
+    pub content: String,
+}
+
+pub fn load_examples(path: &Path) -> Result<Vec<Example>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let ex: Example = serde_json::from_str(line)
+            .with_context(|| format!("{}:{}: not a training example", path.display(), i + 1))?;
+        if ex.messages.is_empty() {
+            bail!("{}:{}: `messages` is empty", path.display(), i + 1);
+        }
+        out.push(ex);
+    }
+    if out.is_empty() {
+        bail!("{}: no training examples", path.display());
+    }
+    Ok(out)
+}
+
+/// Token ids of one example: the rendered prompt (generation prompt opened) and the target
+/// followed by the end-of-turn token, so the model learns to stop.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenizedExample {
+    pub prompt: Vec<u32>,
+    pub response: Vec<u32>,
+}
+
+/// Tokenises every example; prompts longer than `max_length` minus the response lose their
+/// oldest tokens, and a response that alone exceeds `max_length` is an error naming the example.
+pub fn tokenize(
+    examples: &[Example],
+    tokenizer: &TextTokenizer,
+    max_length: usize,
+) -> Result<Vec<TokenizedExample>> {
+    let eos = *tokenizer
+        .eos_ids
+        .first()
+        .context("the tokenizer has no eos token to end targets with")?;
+    examples
+        .iter()
+        .enumerate()
+        .map(|(i, ex)| {
+            let messages: Vec<ChatMessage> = ex
+                .messages
+                .iter()
+                .map(|m| ChatMessage::new(&m.role, &m.content))
+                .collect();
+            let prompt_text = tokenizer.apply_chat_template(&messages, true)?;
+            let mut prompt = tokenizer.encode(&prompt_text)?;
+            let mut response = tokenizer.encode(&ex.target)?;
+            response.push(eos);
+            if response.len() + 1 > max_length {
+                bail!(
+                    "example {i}: the target is {} tokens, over training.max_length ({max_length})",
+                    response.len()
+                );
+            }
+            let room = max_length - response.len();
+            if prompt.len() > room {
+                prompt.drain(..prompt.len() - room);
+            }
+            Ok(TokenizedExample { prompt, response })
+        })
+        .collect()
+}
