@@ -1,7 +1,8 @@
-//! `talr`: fetch assets, generate with a model, benchmark the core.
+//! `talr`: fetch assets, generate, train, benchmark.
 
 mod bench;
 mod generate_cmd;
+mod train_cmd;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -31,6 +32,8 @@ enum Command {
     },
     /// Generate text for one or more prompts (run as one batch).
     Generate(generate_cmd::GenerateArgs),
+    /// Fine-tune a model with a method spec (YAML) on chat examples (JSONL).
+    Train(train_cmd::TrainArgs),
     /// Measure forward, training-step and decoding throughput and peak memory.
     Bench(bench::BenchArgs),
 }
@@ -67,6 +70,7 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Assets { action } => assets(action),
         Command::Generate(args) => generate_cmd::run(args),
+        Command::Train(args) => train_cmd::run(args),
         Command::Bench(args) => bench::run(args),
     }
 }

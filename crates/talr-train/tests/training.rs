@@ -137,3 +137,17 @@ fn every_method_lowers_the_training_loss_and_exports() {
         assert_eq!(loaded.decoder.config, model.decoder.config, "{name}");
     }
 }
+
+#[test]
+fn shipped_method_specs_parse() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments/methods");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            TrainConfig::load(&path).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, 7, "sft, talr, dft, flow, l2, lora, wise_ft");
+}
