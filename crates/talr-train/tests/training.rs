@@ -151,3 +151,31 @@ fn shipped_method_specs_parse() {
     }
     assert_eq!(seen, 7, "sft, talr, dft, flow, l2, lora, wise_ft");
 }
+
+#[test]
+fn a_diverging_run_stops_with_a_clear_message_and_keeps_its_checkpoint() {
+    let mut cfg = config("{token_weighting: {kind: uniform}}");
+    cfg.training.learning_rate = 1e30;
+    cfg.training.checkpoint_every = 1;
+    let out = tempfile::tempdir().unwrap();
+    let mut model = tiny(trainability(&cfg));
+    let params = prepare(&mut model, &cfg).unwrap();
+    let data = tokenize(&examples(), &model.tokenizer, 64).unwrap();
+    let err = train(
+        &model,
+        &params,
+        &cfg,
+        &data,
+        out.path(),
+        &RunOptions::default(),
+    )
+    .err()
+    .expect("a learning rate of 1e30 must diverge");
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("not finite") && msg.contains("checkpoint"),
+        "{msg}"
+    );
+    let state = std::fs::read_to_string(out.path().join("checkpoint/state.json")).unwrap();
+    assert!(state.contains("\"step\": 1"), "{state}");
+}
