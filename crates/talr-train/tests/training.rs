@@ -76,16 +76,7 @@ fn resume_reproduces_the_uninterrupted_run() {
         );
     }
     for ((name, a), (_, b)) in model.vars.iter().zip(&resumed.vars) {
-        let d = (a.as_tensor() - b.as_tensor())
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let d = talr_model::ops::max_abs_diff(a.as_tensor(), b.as_tensor()).unwrap();
         assert!(d < 1e-6, "{name} differs by {d} after resume");
     }
     let lines = std::fs::read_to_string(split.path().join("metrics.jsonl")).unwrap();

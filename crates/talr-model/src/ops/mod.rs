@@ -34,3 +34,13 @@ pub use elementwise::{
     rms_norm, rms_norm_composite, rope, rope_composite, silu_mul, softmax_last_dim,
 };
 pub use linear_nll::{linear_nll, linear_nll_composite};
+
+/// Largest absolute elementwise difference of two same-shaped tensors, in f32: how every
+/// kernel-versus-reference and run-versus-run comparison in talr is measured.
+pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> Result<f32> {
+    (a.to_dtype(DType::F32)? - b.to_dtype(DType::F32)?)?
+        .abs()?
+        .flatten_all()?
+        .max(0)?
+        .to_scalar::<f32>()
+}

@@ -13,16 +13,7 @@ fn randn(shape: &[usize], seed: u64) -> Tensor {
 }
 
 fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar()
-        .unwrap()
+    max_abs_diff(a, b).unwrap()
 }
 
 /// Kernel and composite agree on values and on gradients of a random projection of the output.

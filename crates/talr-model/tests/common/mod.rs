@@ -32,14 +32,5 @@ pub fn smollm2_if_cached() -> Option<LoadedModel> {
 }
 
 pub fn max_abs_diff(a: &candle_core::Tensor, b: &candle_core::Tensor) -> f32 {
-    (a.to_dtype(DType::F32).unwrap() - b.to_dtype(DType::F32).unwrap())
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
+    talr_model::ops::max_abs_diff(a, b).unwrap()
 }
