@@ -8,7 +8,6 @@ use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::Instant;
 use talr_model::generate::{generate, GenerationConfig, Sampling};
-use talr_model::logprobs::{response_nll, DEFAULT_LOGIT_CHUNK};
 use talr_model::{ChatMessage, LoadedModel, ModelSource, Trainability};
 use talr_train::config::TrainingSpec;
 use talr_train::optim::AdamW;
@@ -98,12 +97,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             let pairs = random_pairs(&mut rng, args.batch, args.seq, vocab);
             reset_peak_rss();
             let start = Instant::now();
-            let out = response_nll(
-                &model.decoder,
-                &pairs,
-                model.tokenizer.pad_id,
-                DEFAULT_LOGIT_CHUNK,
-            )?;
+            let out = model.response_nll(&pairs)?;
             let mean = out.nll.mean_all()?.to_scalar::<f32>()?;
             let secs = start.elapsed().as_secs_f64();
             report["forward"] = json!({
@@ -169,12 +163,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         for step in 0..=args.train_steps {
             let pairs = random_pairs(&mut rng, args.batch, args.seq, vocab);
             let start = Instant::now();
-            let out = response_nll(
-                &model.decoder,
-                &pairs,
-                model.tokenizer.pad_id,
-                DEFAULT_LOGIT_CHUNK,
-            )?;
+            let out = model.response_nll(&pairs)?;
             let loss = out.nll.mean_all()?;
             let grads = model.backward(&loss)?;
             // Free the forward graph before the optimiser allocates its temporaries.

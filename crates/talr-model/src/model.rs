@@ -106,6 +106,20 @@ impl LoadedModel {
         Self::from_parts(config, weights, tokenizer, origin, mode)
     }
 
+    /// Per-token NLL of each response after its prompt (see [`crate::logprobs::response_nll`]),
+    /// with this model's pad token and the default logit chunk.
+    pub fn response_nll(
+        &self,
+        pairs: &[(Vec<u32>, Vec<u32>)],
+    ) -> Result<crate::logprobs::ResponseNll> {
+        crate::logprobs::response_nll(
+            &self.decoder,
+            pairs,
+            self.tokenizer.pad_id,
+            crate::logprobs::DEFAULT_LOGIT_CHUNK,
+        )
+    }
+
     /// Gradients of `loss` with respect to the trainable parameters, detached.
     ///
     /// candle's parameter gradients keep a backprop link to the activations they were computed

@@ -18,7 +18,6 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 use talr_methods::{flow_weights, l2_to_init, Lora, WeightDiagnostics};
-use talr_model::logprobs::{response_nll, DEFAULT_LOGIT_CHUNK};
 use talr_model::{LinearAdapter, LoadedModel, Trainability};
 
 /// How the model must be loaded for `cfg`: full fine-tuning trains every weight; LoRA trains
@@ -125,12 +124,7 @@ pub fn flow_sample_weights(
             .iter()
             .map(|e| (e.prompt.clone(), e.response.clone()))
             .collect();
-        let out = response_nll(
-            &model.decoder,
-            &pairs,
-            model.tokenizer.pad_id,
-            DEFAULT_LOGIT_CHUNK,
-        )?;
+        let out = model.response_nll(&pairs)?;
         means.extend(out.row_means()?);
     }
     flow_weights(&means)
@@ -195,12 +189,7 @@ pub fn train(
                 .iter()
                 .map(|&i| (data[i].prompt.clone(), data[i].response.clone()))
                 .collect();
-            let out = response_nll(
-                &model.decoder,
-                &pairs,
-                model.tokenizer.pad_id,
-                DEFAULT_LOGIT_CHUNK,
-            )?;
+            let out = model.response_nll(&pairs)?;
             let weighted = cfg.method.token_weighting.apply(&out.nll)?;
             let mut loss = match &sample_weights {
                 None => weighted.loss,
