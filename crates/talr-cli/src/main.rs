@@ -2,6 +2,7 @@
 
 mod bench;
 mod generate_cmd;
+mod score_cmd;
 mod train_cmd;
 
 use anyhow::Result;
@@ -34,6 +35,8 @@ enum Command {
     Generate(generate_cmd::GenerateArgs),
     /// Fine-tune a model with a method spec (YAML) on chat examples (JSONL).
     Train(train_cmd::TrainArgs),
+    /// Score existing generations against a benchmark's references (no model needed).
+    Score(score_cmd::ScoreArgs),
     /// Measure forward, training-step and decoding throughput and peak memory.
     Bench(bench::BenchArgs),
 }
@@ -71,6 +74,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Assets { action } => assets(action),
         Command::Generate(args) => generate_cmd::run(args),
         Command::Train(args) => train_cmd::run(args),
+        Command::Score(args) => score_cmd::run(args),
         Command::Bench(args) => bench::run(args),
     }
 }

@@ -1,0 +1,5 @@
+//! talr-evals: benchmarks, each in one module holding its data source, prompt, answer extraction
+//! and scoring, plus the shared response-file format.
+
+pub mod gsm8k;
+pub mod responses;
