@@ -10,7 +10,6 @@ use talr_model::{DecoderConfig, LoadedModel, Trainability};
 
 fn reference_model(
     cfg: &DecoderConfig,
-    model: &LoadedModel,
     weights: std::collections::HashMap<String, Tensor>,
 ) -> (reference::Llama, reference::Config) {
     let rcfg = reference::Config {
@@ -29,7 +28,6 @@ fn reference_model(
         max_position_embeddings: cfg.max_position_embeddings,
         tie_word_embeddings: cfg.tie_word_embeddings,
     };
-    let _ = model;
     let vb = VarBuilder::from_tensors(weights, DType::F32, &Device::Cpu);
     (reference::Llama::load(vb, &rcfg).unwrap(), rcfg)
 }
@@ -42,7 +40,7 @@ fn compare(
     prefixes: &[usize],
 ) -> f32 {
     let cfg = &model.decoder.config;
-    let (reference, rcfg) = reference_model(cfg, model, weights);
+    let (reference, rcfg) = reference_model(cfg, weights);
     let input = Tensor::new(ids, &Device::Cpu)
         .unwrap()
         .unsqueeze(0)
