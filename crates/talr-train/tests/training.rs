@@ -34,27 +34,49 @@ fn config(yaml_method: &str) -> TrainConfig {
     TrainConfig::from_yaml(&yaml, "test.yaml").unwrap()
 }
 
+/// A tiny model prepared for `cfg`, its weights before training, its trainable parameters and
+/// the tokenised examples.
+struct Setup {
+    model: LoadedModel,
+    initial: talr_model::weights::WeightMap,
+    params: Vec<(String, candle_core::Var)>,
+    data: Vec<talr_train::data::TokenizedExample>,
+}
+
+fn setup(cfg: &TrainConfig) -> Setup {
+    let mut model = tiny(trainability(cfg));
+    let initial = model.decoder.named_weights(|w, _| Ok(w.clone())).unwrap();
+    let params = prepare(&mut model, cfg).unwrap();
+    let data = tokenize(&examples(), &model.tokenizer, cfg.training.max_length).unwrap();
+    Setup {
+        model,
+        initial,
+        params,
+        data,
+    }
+}
+
+fn train_setup(
+    s: &Setup,
+    cfg: &TrainConfig,
+    out: &std::path::Path,
+    stop_after: Option<usize>,
+) -> anyhow::Result<talr_train::trainer::TrainOutcome> {
+    let opts = RunOptions {
+        stop_after,
+        progress: false,
+    };
+    train(&s.model, &s.params, cfg, &s.data, out, &opts)
+}
+
 fn run(
     cfg: &TrainConfig,
     out: &std::path::Path,
     stop_after: Option<usize>,
 ) -> (Vec<f64>, LoadedModel) {
-    let mut model = tiny(trainability(cfg));
-    let params = prepare(&mut model, cfg).unwrap();
-    let data = tokenize(&examples(), &model.tokenizer, cfg.training.max_length).unwrap();
-    let outcome = train(
-        &model,
-        &params,
-        cfg,
-        &data,
-        out,
-        &RunOptions {
-            stop_after,
-            progress: false,
-        },
-    )
-    .unwrap();
-    (outcome.metrics.iter().map(|m| m.loss).collect(), model)
+    let s = setup(cfg);
+    let outcome = train_setup(&s, cfg, out, stop_after).unwrap();
+    (outcome.metrics.iter().map(|m| m.loss).collect(), s.model)
 }
 
 #[test]
@@ -100,32 +122,21 @@ fn every_method_lowers_the_training_loss_and_exports() {
             cfg.training.learning_rate = 3e-2;
         }
         let out = tempfile::tempdir().unwrap();
-        let mut model = tiny(trainability(&cfg));
-        let initial = model.decoder.named_weights(|w, _| Ok(w.clone())).unwrap();
-        let params = prepare(&mut model, &cfg).unwrap();
-        let data = tokenize(&examples(), &model.tokenizer, 64).unwrap();
-        let outcome = train(
-            &model,
-            &params,
-            &cfg,
-            &data,
-            out.path(),
-            &RunOptions::default(),
-        )
-        .unwrap();
+        let s = setup(&cfg);
+        let outcome = train_setup(&s, &cfg, out.path(), None).unwrap();
         let first = outcome.metrics.first().unwrap().mean_nll;
         let last = outcome.metrics.last().unwrap().mean_nll;
         assert!(last < first, "{name}: mean NLL {first} -> {last}");
 
         let export = out.path().join("merged");
-        talr_train::export_merged(&model, &initial, &cfg, &export).unwrap();
+        talr_train::export_merged(&s.model, &s.initial, &cfg, &export).unwrap();
         let loaded = LoadedModel::load(
             &ModelSource::Dir(export),
             &Device::Cpu,
             Trainability::Frozen,
         )
         .unwrap();
-        assert_eq!(loaded.decoder.config, model.decoder.config, "{name}");
+        assert_eq!(loaded.decoder.config, s.model.decoder.config, "{name}");
     }
 }
 
@@ -149,19 +160,9 @@ fn a_diverging_run_stops_with_a_clear_message_and_keeps_its_checkpoint() {
     cfg.training.learning_rate = 1e30;
     cfg.training.checkpoint_every = 1;
     let out = tempfile::tempdir().unwrap();
-    let mut model = tiny(trainability(&cfg));
-    let params = prepare(&mut model, &cfg).unwrap();
-    let data = tokenize(&examples(), &model.tokenizer, 64).unwrap();
-    let err = train(
-        &model,
-        &params,
-        &cfg,
-        &data,
-        out.path(),
-        &RunOptions::default(),
-    )
-    .err()
-    .expect("a learning rate of 1e30 must diverge");
+    let err = train_setup(&setup(&cfg), &cfg, out.path(), None)
+        .err()
+        .expect("a learning rate of 1e30 must diverge");
     let msg = format!("{err:#}");
     assert!(
         msg.contains("not finite") && msg.contains("checkpoint"),
