@@ -2,4 +2,5 @@
 //! and scoring, plus the shared response-file format.
 
 pub mod gsm8k;
+pub mod ifeval;
 pub mod responses;

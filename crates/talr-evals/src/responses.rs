@@ -40,3 +40,29 @@ pub fn load_responses(path: &Path) -> Result<HashMap<String, String>> {
     }
     Ok(out)
 }
+
+/// Reads every non-blank line of a JSONL file (gzip-compressed when the name ends in `.gz`) as a
+/// `T`; an error names the file and line.
+pub fn read_jsonl<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
+    let text = read_text(path)?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l).with_context(|| format!("{}:{}", path.display(), i + 1))
+        })
+        .collect()
+}
+
+/// A text file's contents, gunzipped when the name ends in `.gz`.
+pub fn read_text(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    if path.extension().is_some_and(|e| e == "gz") {
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut out)
+            .with_context(|| format!("{}: not a gzip-compressed text file", path.display()))?;
+        Ok(out)
+    } else {
+        String::from_utf8(bytes).with_context(|| format!("{}: not UTF-8 text", path.display()))
+    }
+}
