@@ -373,7 +373,7 @@ impl Instruction {
             }
             Self::MultipleSections { splitter, count } => {
                 let re = user_regex(&format!(r"\s?{splitter}\s?\d+\s?"));
-                re.split(response).count() - 1 >= *count
+                re.split(response).count() > *count
             }
             Self::JsonFormat => {
                 let mut v = response.trim();
