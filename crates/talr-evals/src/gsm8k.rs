@@ -1,7 +1,8 @@
 //! GSM8K: grade-school math word problems, scored as lm-evaluation-harness's `gsm8k` task does.
 //!
 //! - Data: JSONL with `question` and `answer` (the reference solution ending in `#### N`); an
-//!   item's id is its 0-based line number.
+//!   item's id is its 0-based line number. Or a directory of TOML files with the same two fields
+//!   (the `gsm8k-100` asset: GSM-Symbolic's 100 original GSM8K test items), ids in file-name order.
 //! - Prompt: zero-shot chat, "Question: …\nAnswer:" with an instruction to end on `#### N`.
 //! - Extraction: strict = the first match of `#### (-?[0-9.,]+)`; flexible = the last match of
 //!   `(-?[$0-9.,]{2,})|(-?[0-9]+)`; nothing found is "[invalid]".
@@ -21,6 +22,9 @@ pub struct Item {
 }
 
 pub fn load(path: &Path) -> Result<Vec<Item>> {
+    if path.is_dir() {
+        return load_toml_dir(path);
+    }
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut items = Vec::new();
@@ -43,13 +47,47 @@ pub fn load(path: &Path) -> Result<Vec<Item>> {
     Ok(items)
 }
 
-/// The zero-shot user message for `item`.
-pub fn prompt(item: &Item) -> String {
-    format!(
-        "Solve the following math problem step by step. End your reply with a line of the form \
-         \"#### <number>\".\n\nQuestion: {}\nAnswer:",
-        item.question
-    )
+fn load_toml_dir(dir: &Path) -> Result<Vec<Item>> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        bail!(
+            "{}: no .toml files (expected one GSM8K item per file)",
+            dir.display()
+        );
+    }
+    files
+        .iter()
+        .map(|f| {
+            let text =
+                std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+            toml::from_str(&text).with_context(|| {
+                format!("{}: expected `question` and `answer` strings", f.display())
+            })
+        })
+        .collect()
+}
+
+const INSTRUCTION: &str = "Solve the following math problem step by step. End your reply with a \
+                           line of the form \"#### <number>\".";
+
+/// The user message for `item`: zero-shot, or with `shots` worked examples (question and
+/// reference solution) before it.
+pub fn prompt(item: &Item, shots: &[Item]) -> String {
+    let mut out = format!("{INSTRUCTION}\n\n");
+    for shot in shots {
+        out.push_str(&format!(
+            "Question: {}\nAnswer: {}\n\n",
+            shot.question,
+            shot.answer.trim()
+        ));
+    }
+    out.push_str(&format!("Question: {}\nAnswer:", item.question));
+    out
 }
 
 pub const INVALID: &str = "[invalid]";

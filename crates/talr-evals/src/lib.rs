@@ -2,5 +2,7 @@
 //! and scoring, plus the shared response-file format.
 
 pub mod gsm8k;
+pub mod humaneval;
 pub mod ifeval;
 pub mod responses;
+pub mod sandbox;
