@@ -1,6 +1,7 @@
 //! `talr`: fetch assets, generate, train, benchmark.
 
 mod bench;
+mod eval_cmd;
 mod generate_cmd;
 mod score_cmd;
 mod train_cmd;
@@ -37,6 +38,8 @@ enum Command {
     Train(train_cmd::TrainArgs),
     /// Score existing generations against a benchmark's references (no model needed).
     Score(score_cmd::ScoreArgs),
+    /// Generate with a model and score on general benchmarks.
+    Eval(eval_cmd::EvalArgs),
     /// Measure forward, training-step and decoding throughput and peak memory.
     Bench(bench::BenchArgs),
 }
@@ -75,6 +78,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Generate(args) => generate_cmd::run(args),
         Command::Train(args) => train_cmd::run(args),
         Command::Score(args) => score_cmd::run(args),
+        Command::Eval(args) => eval_cmd::run(args),
         Command::Bench(args) => bench::run(args),
     }
 }
@@ -85,7 +89,7 @@ fn assets(action: AssetsAction) -> Result<()> {
         AssetsAction::List => {
             for a in talr_assets::KNOWN_ASSETS {
                 let path = a.path_in(&cache);
-                let state = if path.is_file() {
+                let state = if path.exists() {
                     "cached"
                 } else {
                     "not fetched"

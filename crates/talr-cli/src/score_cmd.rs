@@ -1,44 +1,54 @@
-use anyhow::{Context, Result};
-use clap::{Args, ValueEnum};
+use anyhow::Result;
+use clap::Args;
 use std::path::PathBuf;
-use talr_evals::{gsm8k, responses::load_responses};
-
-#[derive(Clone, Copy, ValueEnum)]
-enum Task {
-    Gsm8k,
-}
+use talr_evals::catalog::{build_task, TASK_NAMES};
+use talr_evals::responses::load_responses;
+use talr_evals::runner::write_json_atomic;
 
 #[derive(Args)]
 pub struct ScoreArgs {
-    #[arg(long, value_enum)]
-    task: Task,
-    /// The benchmark's data file (GSM8K: JSONL with question and answer).
+    /// One of: ifeval, ifeval-synth, gsm8k, gsm8k-100, humaneval.
     #[arg(long)]
-    data: PathBuf,
-    /// Responses as JSONL: {"id": ..., "response": "..."} (GSM8K ids are 0-based line numbers).
+    task: String,
+    /// The benchmark's data file (IFEval JSONL, GSM8K JSONL, HumanEval JSONL[.gz]; a seed for
+    /// ifeval-synth). Optional where the task has pip-served default data.
+    #[arg(long)]
+    data: Option<String>,
+    /// Responses as JSONL: {"id": ..., "response": "..."} with IFEval's `key`, GSM8K's 0-based
+    /// line number, or HumanEval's `task_id` as the id.
     #[arg(long)]
     responses: PathBuf,
     /// Also write per-item detail and the aggregate here (JSON).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// HumanEval programs run at once (default: the number of CPUs).
+    #[arg(long)]
+    jobs: Option<usize>,
+}
+
+pub fn default_jobs() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 pub fn run(args: ScoreArgs) -> Result<()> {
-    let responses = load_responses(&args.responses)?;
-    let (aggregate, items) = match args.task {
-        Task::Gsm8k => {
-            let items = gsm8k::load(&args.data)?;
-            let (agg, scores) = gsm8k::score(&items, &responses);
-            (serde_json::to_value(agg)?, serde_json::to_value(scores)?)
-        }
-    };
-    if let Some(out) = &args.out {
-        let doc = serde_json::json!({"aggregate": aggregate, "items": items});
-        let tmp = out.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_string_pretty(&doc)?)
-            .with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, out).with_context(|| format!("writing {}", out.display()))?;
+    if !TASK_NAMES.contains(&args.task.as_str()) {
+        anyhow::bail!(
+            "--task {}: unknown task (known: {})",
+            args.task,
+            TASK_NAMES.join(", ")
+        );
     }
-    println!("{aggregate}");
+    let spec = match &args.data {
+        Some(d) => format!("{}={d}", args.task),
+        None => args.task.clone(),
+    };
+    let task = build_task(&spec, args.jobs.unwrap_or_else(default_jobs))?;
+    let responses = load_responses(&args.responses)?;
+    let scored = task.score(&responses)?;
+    if let Some(out) = &args.out {
+        let doc = serde_json::json!({"task": args.task, "aggregate": scored.aggregate, "items": scored.items});
+        write_json_atomic(out, &doc)?;
+    }
+    println!("{}", scored.aggregate);
     Ok(())
 }

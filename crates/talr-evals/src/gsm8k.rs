@@ -202,6 +202,70 @@ pub fn score(
     (agg, scores)
 }
 
+/// GSM8K as a runner task: items, optional worked examples (n-shot), and the harness's scoring.
+pub struct Gsm8kTask {
+    pub name: String,
+    pub items: Vec<Item>,
+    pub shots: Vec<Item>,
+}
+
+impl crate::task::Task for Gsm8kTask {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn prompts(&self) -> Vec<crate::task::PromptItem> {
+        self.items
+            .iter()
+            .enumerate()
+            .map(|(i, it)| crate::task::PromptItem {
+                id: i.to_string(),
+                user_message: prompt(it, &self.shots),
+            })
+            .collect()
+    }
+
+    fn max_new_tokens(&self) -> usize {
+        384
+    }
+
+    fn stop_strings(&self) -> Vec<String> {
+        vec!["Question:".into()]
+    }
+
+    fn score(
+        &self,
+        responses: &std::collections::HashMap<String, String>,
+    ) -> Result<crate::task::Scored> {
+        let (agg, items) = score(&self.items, responses);
+        Ok(crate::task::Scored {
+            aggregate: serde_json::to_value(agg)?,
+            items: serde_json::to_value(items)?,
+        })
+    }
+
+    fn references(&self) -> Option<Vec<crate::task::ReferencePair>> {
+        Some(self.reference_pairs())
+    }
+
+    fn truncate(&mut self, n: usize) {
+        self.items.truncate(n);
+    }
+}
+
+impl Gsm8kTask {
+    /// Reference solutions after their prompts, for code-length measurements.
+    pub fn reference_pairs(&self) -> Vec<crate::task::ReferencePair> {
+        self.items
+            .iter()
+            .map(|it| crate::task::ReferencePair {
+                user_message: prompt(it, &self.shots),
+                response: it.answer.trim().to_string(),
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

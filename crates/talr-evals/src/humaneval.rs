@@ -165,6 +165,63 @@ pub fn score(
     (agg, items)
 }
 
+/// HumanEval as a runner task; programs run in `sandbox`, `jobs` at a time.
+pub struct HumanevalTask {
+    pub name: String,
+    pub problems: Vec<Problem>,
+    pub sandbox: Sandbox,
+    pub jobs: usize,
+}
+
+impl crate::task::Task for HumanevalTask {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn prompts(&self) -> Vec<crate::task::PromptItem> {
+        self.problems
+            .iter()
+            .map(|p| crate::task::PromptItem {
+                id: p.task_id.clone(),
+                user_message: prompt(p),
+            })
+            .collect()
+    }
+
+    fn max_new_tokens(&self) -> usize {
+        512
+    }
+
+    fn score(&self, responses: &HashMap<String, String>) -> Result<crate::task::Scored> {
+        let (agg, items) = score(&self.problems, responses, &self.sandbox, self.jobs);
+        Ok(crate::task::Scored {
+            aggregate: serde_json::to_value(agg)?,
+            items: serde_json::to_value(items)?,
+        })
+    }
+
+    fn references(&self) -> Option<Vec<crate::task::ReferencePair>> {
+        Some(self.reference_pairs())
+    }
+
+    fn truncate(&mut self, n: usize) {
+        self.problems.truncate(n);
+    }
+}
+
+impl HumanevalTask {
+    /// Canonical solutions as whole functions after their prompts, for code-length measurements.
+    pub fn reference_pairs(&self) -> Vec<crate::task::ReferencePair> {
+        self.problems
+            .iter()
+            .map(|p| crate::task::ReferencePair {
+                user_message: prompt(p),
+                response: format!("```python\n{}{}```", p.prompt, p.canonical_solution),
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,8 +1,11 @@
 //! talr-evals: benchmarks, each in one module holding its data source, prompt, answer extraction
 //! and scoring, plus the shared response-file format.
 
+pub mod catalog;
 pub mod gsm8k;
 pub mod humaneval;
 pub mod ifeval;
 pub mod responses;
+pub mod runner;
 pub mod sandbox;
+pub mod task;

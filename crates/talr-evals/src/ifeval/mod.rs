@@ -195,3 +195,41 @@ fn aggregate(scores: &[ItemScore], missing: usize) -> Aggregate {
             .collect(),
     }
 }
+
+/// IFEval (or ifeval-synth) as a runner task.
+pub struct IfevalTask {
+    pub name: String,
+    pub items: Vec<Item>,
+}
+
+impl crate::task::Task for IfevalTask {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn prompts(&self) -> Vec<crate::task::PromptItem> {
+        self.items
+            .iter()
+            .map(|it| crate::task::PromptItem {
+                id: it.id(),
+                user_message: it.prompt.clone(),
+            })
+            .collect()
+    }
+
+    fn max_new_tokens(&self) -> usize {
+        512
+    }
+
+    fn score(&self, responses: &HashMap<String, String>) -> Result<crate::task::Scored> {
+        let (agg, items) = score(&self.items, responses)?;
+        Ok(crate::task::Scored {
+            aggregate: serde_json::to_value(agg)?,
+            items: serde_json::to_value(items)?,
+        })
+    }
+
+    fn truncate(&mut self, n: usize) {
+        self.items.truncate(n);
+    }
+}

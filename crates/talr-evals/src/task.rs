@@ -1,0 +1,47 @@
+//! The one interface every benchmark offers the runner: its items as chat prompts, how long a
+//! reply may be, and how to score a set of replies. Each benchmark module implements it next to
+//! its own data, prompt, extraction and scoring.
+
+use anyhow::Result;
+use serde_json::Value;
+use std::collections::HashMap;
+
+/// One item to generate for: its id (the response-file id) and its user message.
+#[derive(Debug, Clone)]
+pub struct PromptItem {
+    pub id: String,
+    pub user_message: String,
+}
+
+/// Scores: the aggregate metrics, and per-item detail.
+pub struct Scored {
+    pub aggregate: Value,
+    pub items: Value,
+}
+
+pub trait Task: Sync {
+    /// The name results are filed under (e.g. `gsm8k`, `ifeval-synth`).
+    fn name(&self) -> &str;
+    fn prompts(&self) -> Vec<PromptItem>;
+    /// The most tokens a reply may use.
+    fn max_new_tokens(&self) -> usize;
+    /// Strings that end a reply early.
+    fn stop_strings(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// Scores replies by item id; a missing reply scores as wrong.
+    fn score(&self, responses: &HashMap<String, String>) -> Result<Scored>;
+    /// Keeps only the first `n` items.
+    fn truncate(&mut self, n: usize);
+    /// Reference responses for general code length, where the task has them.
+    fn references(&self) -> Option<Vec<ReferencePair>> {
+        None
+    }
+}
+
+/// A plain (prompt, reference) pair for code-length measurements.
+#[derive(Debug, Clone)]
+pub struct ReferencePair {
+    pub user_message: String,
+    pub response: String,
+}
