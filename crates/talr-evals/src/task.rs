@@ -10,6 +10,8 @@ use std::collections::HashMap;
 #[derive(Debug, Clone)]
 pub struct PromptItem {
     pub id: String,
+    /// A system message before the user message, where the benchmark prescribes one.
+    pub system: Option<String>,
     pub user_message: String,
 }
 

@@ -211,6 +211,7 @@ impl crate::task::Task for IfevalTask {
         self.items
             .iter()
             .map(|it| crate::task::PromptItem {
+                system: None,
                 id: it.id(),
                 user_message: it.prompt.clone(),
             })
