@@ -1,6 +1,7 @@
 //! `talr`: fetch assets, generate, train, benchmark.
 
 mod bench;
+mod data_cmd;
 mod eval_cmd;
 mod generate_cmd;
 mod score_cmd;
@@ -40,6 +41,8 @@ enum Command {
     Score(score_cmd::ScoreArgs),
     /// Generate with a model and score on general benchmarks.
     Eval(eval_cmd::EvalArgs),
+    /// Write a training JSONL from a benchmark source.
+    Data(data_cmd::DataArgs),
     /// Measure forward, training-step and decoding throughput and peak memory.
     Bench(bench::BenchArgs),
 }
@@ -79,6 +82,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Train(args) => train_cmd::run(args),
         Command::Score(args) => score_cmd::run(args),
         Command::Eval(args) => eval_cmd::run(args),
+        Command::Data(args) => data_cmd::run(args),
         Command::Bench(args) => bench::run(args),
     }
 }

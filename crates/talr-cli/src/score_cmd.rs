@@ -1,13 +1,14 @@
 use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
-use talr_evals::catalog::{build_task, TASK_NAMES};
+use talr_evals::catalog::build_task;
 use talr_evals::responses::load_responses;
 use talr_evals::runner::write_json_atomic;
 
 #[derive(Args)]
 pub struct ScoreArgs {
-    /// One of: ifeval, ifeval-synth, gsm8k, gsm8k-100, humaneval.
+    /// One of: ifeval, ifeval-synth, gsm8k, gsm8k-100, humaneval, medcalc[-cot],
+    /// medcalc-template[-cot], medcalc-synth[-cot].
     #[arg(long)]
     task: String,
     /// The benchmark's data file (IFEval JSONL, GSM8K JSONL, HumanEval JSONL[.gz]; a seed for
@@ -15,7 +16,7 @@ pub struct ScoreArgs {
     #[arg(long)]
     data: Option<String>,
     /// Responses as JSONL: {"id": ..., "response": "..."} with IFEval's `key`, GSM8K's 0-based
-    /// line number, or HumanEval's `task_id` as the id.
+    /// line number, HumanEval's `task_id` or MedCalc's `Row Number` as the id.
     #[arg(long)]
     responses: PathBuf,
     /// Also write per-item detail and the aggregate here (JSON).
@@ -31,13 +32,6 @@ pub fn default_jobs() -> usize {
 }
 
 pub fn run(args: ScoreArgs) -> Result<()> {
-    if !TASK_NAMES.contains(&args.task.as_str()) {
-        anyhow::bail!(
-            "--task {}: unknown task (known: {})",
-            args.task,
-            TASK_NAMES.join(", ")
-        );
-    }
     let spec = match &args.data {
         Some(d) => format!("{}={d}", args.task),
         None => args.task.clone(),

@@ -10,16 +10,36 @@
 //! | `gsm8k`        | `$TALR_DATA_DIR/gsm8k/test.jsonl`                                  |
 //! | `gsm8k-100`    | the `gsm8k-100` asset (pip-served)                                 |
 //! | `humaneval`    | the `humaneval` asset (pip-served)                                 |
+//! | `medcalc`      | `$TALR_DATA_DIR/medcalc_bench/test_data.csv` (label-only prompts)  |
+//! | `medcalc-template` | the same rows of Note Type `Template` only                    |
+//! | `medcalc-synth`| the template generator's test set (seed 1000, 20 per calculator)   |
+//!
+//! A `-cot` suffix on any MedCalc name (`medcalc-cot`, `medcalc-synth-cot`) uses the
+//! step-by-step prompt instead of the label-only one.
 
 use crate::gsm8k::Gsm8kTask;
 use crate::humaneval::HumanevalTask;
 use crate::ifeval::IfevalTask;
+use crate::medcalc::{MedcalcTask, Row, Style};
 use crate::sandbox::{Limits, Sandbox};
 use crate::task::Task;
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
 
-pub const TASK_NAMES: [&str; 5] = ["ifeval", "ifeval-synth", "gsm8k", "gsm8k-100", "humaneval"];
+pub const TASK_NAMES: [&str; 8] = [
+    "ifeval",
+    "ifeval-synth",
+    "gsm8k",
+    "gsm8k-100",
+    "humaneval",
+    "medcalc",
+    "medcalc-template",
+    "medcalc-synth",
+];
+
+/// The template generator's test-set seed; training sets use other seeds.
+pub const MEDCALC_SYNTH_TEST_SEED: u64 = 1000;
+pub const MEDCALC_SYNTH_TEST_PER_CALCULATOR: usize = 20;
 
 /// IFEval's size, used for the synthetic set too.
 pub const IFEVAL_SYNTH_ITEMS: usize = 541;
@@ -80,6 +100,9 @@ pub fn build_task(spec: &str, jobs: usize) -> Result<Box<dyn Task>> {
             (None, None) => default_file(name, rel),
         }
     };
+    if let Some(task) = medcalc_task(name, source)? {
+        return Ok(task);
+    }
     let task: Box<dyn Task> = match name {
         "ifeval" => Box::new(IfevalTask {
             name: name.into(),
@@ -112,4 +135,44 @@ pub fn build_task(spec: &str, jobs: usize) -> Result<Box<dyn Task>> {
         other => bail!("unknown task {other:?} (known: {})", TASK_NAMES.join(", ")),
     };
     Ok(task)
+}
+
+/// MedCalc rows for a MedCalc task name (without `-cot`), or `None` for other names.
+pub fn medcalc_rows(base: &str, source: Option<&str>) -> Result<Option<Vec<Row>>> {
+    let rows = match base {
+        "medcalc" | "medcalc-template" => {
+            let path = match source {
+                Some(s) => resolve_source(s)?,
+                None => default_file(base, "medcalc_bench/test_data.csv")?,
+            };
+            let mut rows = crate::medcalc::load(&path)?;
+            if base == "medcalc-template" {
+                rows.retain(|r| r.note_type.eq_ignore_ascii_case("template"));
+            }
+            rows
+        }
+        "medcalc-synth" => {
+            let seed = source.map_or(Ok(MEDCALC_SYNTH_TEST_SEED), |s| {
+                s.parse::<u64>()
+                    .with_context(|| format!("medcalc-synth={s}: the source is a seed (a number)"))
+            })?;
+            crate::medcalc::templates::generate(MEDCALC_SYNTH_TEST_PER_CALCULATOR, seed)
+        }
+        _ => return Ok(None),
+    };
+    Ok(Some(rows))
+}
+
+fn medcalc_task(name: &str, source: Option<&str>) -> Result<Option<Box<dyn Task>>> {
+    let (base, style) = match name.strip_suffix("-cot") {
+        Some(base) => (base, Style::Cot),
+        None => (name, Style::LabelOnly),
+    };
+    Ok(medcalc_rows(base, source)?.map(|rows| {
+        Box::new(MedcalcTask {
+            name: name.to_string(),
+            rows,
+            style,
+        }) as Box<dyn Task>
+    }))
 }

@@ -138,17 +138,17 @@ pub fn prompt(row: &Row, style: Style) -> (String, String) {
     (system, user)
 }
 
-/// The SFT target for `row`, in the JSON shape its prompt asks for.
+/// The SFT target for `row`, in the JSON shape its prompt asks for (thinking before the answer).
 pub fn target(row: &Row, style: Style) -> String {
-    let answer = row.ground_truth_answer.trim();
-    let doc = match style {
-        Style::Cot => serde_json::json!({
-            "step_by_step_thinking": row.ground_truth_explanation.trim(),
-            "answer": answer,
-        }),
-        Style::LabelOnly => serde_json::json!({ "answer": answer }),
-    };
-    doc.to_string()
+    let quote = |s: &str| serde_json::Value::from(s.trim()).to_string();
+    let answer = quote(&row.ground_truth_answer);
+    match style {
+        Style::Cot => format!(
+            "{{\"step_by_step_thinking\": {}, \"answer\": {answer}}}",
+            quote(&row.ground_truth_explanation)
+        ),
+        Style::LabelOnly => format!("{{\"answer\": {answer}}}"),
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

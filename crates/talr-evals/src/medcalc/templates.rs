@@ -239,26 +239,27 @@ impl Inputs {
             } => {
                 let (hr, qt) = (*heart_rate as f64, *qt_interval as f64);
                 let rr = round_number(60.0 / hr);
+                let rr_s = py_float(rr);
                 let (formula_text, value, step) = match formula {
                     QtFormula::Bazett => (
                         "QTc = QT / √(RR)",
                         qt / rr.powf(0.5),
-                        format!("{qt_interval} / √({rr})"),
+                        format!("{qt_interval} / √({rr_s})"),
                     ),
                     QtFormula::Fridericia => (
                         "QTc = QT / RR^(1/3)",
                         qt / rr.powf(1.0 / 3.0),
-                        format!("{qt_interval} / {rr}^(1/3)"),
+                        format!("{qt_interval} / {rr_s}^(1/3)"),
                     ),
                     QtFormula::Framingham => (
                         "QTc = QT + 154 × (1 − RR)",
                         qt + 154.0 * (1.0 - rr),
-                        format!("{qt_interval} + 154 × (1 − {rr})"),
+                        format!("{qt_interval} + 154 × (1 − {rr_s})"),
                     ),
                     QtFormula::Hodges => (
                         "QTc = QT + 1.75 × (60/RR − 60)",
                         qt + 1.75 * ((60.0 / rr) - 60.0),
-                        format!("{qt_interval} + 1.75 × (60/{rr} − 60)"),
+                        format!("{qt_interval} + 1.75 × (60/{rr_s} − 60)"),
                     ),
                     QtFormula::Rautaharju => (
                         "QTc = QT × (120 + HR) / 180",
@@ -267,17 +268,18 @@ impl Inputs {
                     ),
                 };
                 let qtc = round_number(value);
+                let qtc_s = py_float(qtc);
                 let rr_line = if *formula == QtFormula::Rautaharju {
                     String::new()
                 } else {
-                    format!("The RR interval is 60 / heart rate = 60/{heart_rate} = {rr} sec. ")
+                    format!("The RR interval is 60 / heart rate = 60/{heart_rate} = {rr_s} sec. ")
                 };
                 Computed {
                     answer: Value::Number(qtc),
                     explanation: format!(
                         "The {formula:?} formula for the corrected QT interval is {formula_text}, with QT in msec and RR = 60/(heart rate) in seconds. \
                          The heart rate is {heart_rate} beats per minute and the QT interval is {qt_interval} msec. {rr_line}\
-                         Substituting, QTc = {step} = {qtc} msec. The corrected QT interval is {qtc} msec."
+                         Substituting, QTc = {step} = {qtc_s} msec. The corrected QT interval is {qtc_s} msec."
                     ),
                 }
             }
@@ -326,11 +328,12 @@ impl Inputs {
                 let (to_name, to_mult) = STEROIDS[*to];
                 let factor = round_number(to_mult / from_mult);
                 let converted = round_number(dose * factor);
+                let (factor_s, converted_s) = (py_float(factor), py_float(converted));
                 Computed {
                     answer: Value::Number(converted),
                     explanation: format!(
-                        "Equivalent doses: {} mg of {from_name} corresponds to {} mg of {to_name} relative to dexamethasone, so the conversion factor is {to_mult}/{from_mult} = {factor} mg {to_name} per mg {from_name}. \
-                         The patient took {} mg of {from_name}, so the equivalent dose is {} × {factor} = {converted} mg of {to_name}.",
+                        "Equivalent doses: {} mg of {from_name} corresponds to {} mg of {to_name} relative to dexamethasone, so the conversion factor is {to_mult}/{from_mult} = {factor_s} mg {to_name} per mg {from_name}. \
+                         The patient took {} mg of {from_name}, so the equivalent dose is {} × {factor_s} = {converted_s} mg of {to_name}.",
                         py_float(from_mult), py_float(to_mult), py_float(round_number(*dose)), py_float(round_number(*dose))
                     ),
                 }
@@ -346,10 +349,11 @@ impl Inputs {
                     _ => *height,
                 };
                 let weight = round_number(bmi * (meters * meters));
+                let (meters_s, weight_s) = (py_float(meters), py_float(weight));
                 Computed {
                     answer: Value::Number(weight),
                     explanation: format!(
-                        "Target weight = target BMI × height². The height is {} {height_unit} = {meters} m and the target BMI is {} kg/m^2, so the target weight is {} × {meters} × {meters} = {weight} kg.",
+                        "Target weight = target BMI × height². The height is {} {height_unit} = {meters_s} m and the target BMI is {} kg/m^2, so the target weight is {} × {meters_s} × {meters_s} = {weight_s} kg.",
                         py_float(*height), py_float(*bmi), py_float(*bmi)
                     ),
                 }
@@ -361,15 +365,17 @@ impl Inputs {
                     let (name, factor, unit) = OPIOIDS[*d];
                     let daily = round_number(*dose as f64 * *per_day as f64);
                     let mme = round_number(factor * daily);
+                    let (daily_s, mme_s) = (py_float(daily), py_float(mme));
                     lines.push(format!(
-                        "{name}: {dose} {unit} × {per_day} doses/day = {daily} {unit}/day, × {factor} MME per {unit} = {mme} MME/day."
+                        "{name}: {dose} {unit} × {per_day} doses/day = {daily_s} {unit}/day, × {factor} MME per {unit} = {mme_s} MME/day."
                     ));
                     total = round_number(total + *per_day as f64 * factor * *dose as f64);
                 }
+                let total_s = py_float(total);
                 Computed {
                     answer: Value::Number(total),
                     explanation: format!(
-                        "The daily MME is the sum over drugs of dose × doses per day × the drug's MME conversion factor. {} The total is {total} MME/day.",
+                        "The daily MME is the sum over drugs of dose × doses per day × the drug's MME conversion factor. {} The total is {total_s} MME/day.",
                         lines.join(" ")
                     ),
                 }
