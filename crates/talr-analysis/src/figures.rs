@@ -1,0 +1,444 @@
+//! The figures, each as PNG and SVG: the learning-rate trade-off (paper Fig. 1), methods at two
+//! rates (Fig. 2), hard-token share over training and the base model's token probabilities on the
+//! SFT targets (Fig. 3), the domain-vs-general Pareto frontier, and general code-length drift
+//! against the learning rate with a least-squares fit of Theorem 3.1's k1·Δ + k2·Δ²·λ.
+
+use crate::{method_rank, CellResult};
+use anyhow::{bail, Context, Result};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+
+pub struct Series {
+    pub name: String,
+    pub points: Vec<(f64, f64)>,
+    pub line: bool,
+}
+
+pub struct Chart {
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    pub series: Vec<Series>,
+}
+
+fn font_path() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("TALR_FONT") {
+        return Ok(PathBuf::from(p));
+    }
+    for p in [
+        "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+        "/usr/share/fonts/TTF/DejaVuSans.ttf",
+        "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+        "/Library/Fonts/Arial.ttf",
+    ] {
+        if Path::new(p).exists() {
+            return Ok(PathBuf::from(p));
+        }
+    }
+    bail!("no TrueType font found for figure text; set TALR_FONT to a .ttf file (e.g. DejaVuSans.ttf)")
+}
+
+fn register_font() -> Result<()> {
+    static ONCE: Once = Once::new();
+    let path = font_path()?;
+    let bytes = std::fs::read(&path).with_context(|| format!("reading font {}", path.display()))?;
+    ONCE.call_once(|| {
+        let leaked: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, leaked);
+    });
+    Ok(())
+}
+
+fn bounds(series: &[Series]) -> ((f64, f64), (f64, f64)) {
+    let pts: Vec<(f64, f64)> = series
+        .iter()
+        .flat_map(|s| s.points.iter().copied())
+        .collect();
+    let span = |v: Vec<f64>| {
+        let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let pad = ((hi - lo) * 0.08).max(1e-3);
+        (lo - pad, hi + pad)
+    };
+    (
+        span(pts.iter().map(|p| p.0).collect()),
+        span(pts.iter().map(|p| p.1).collect()),
+    )
+}
+
+fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, chart: &Chart) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let ((x0, x1), (y0, y1)) = bounds(&chart.series);
+    let mut c = ChartBuilder::on(&root)
+        .caption(&chart.title, ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(56)
+        .build_cartesian_2d(x0..x1, y0..y1)
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    c.configure_mesh()
+        .x_desc(&chart.x_label)
+        .y_desc(&chart.y_label)
+        .draw()
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    for (i, s) in chart.series.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        if s.line {
+            c.draw_series(LineSeries::new(s.points.clone(), color.stroke_width(2)))
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?
+                .label(&s.name)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color));
+            c.draw_series(s.points.iter().map(|p| Circle::new(*p, 3, color.filled())))
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        } else {
+            c.draw_series(s.points.iter().map(|p| Circle::new(*p, 5, color.filled())))
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?
+                .label(&s.name)
+                .legend(move |(x, y)| Circle::new((x + 8, y), 4, color.filled()));
+        }
+    }
+    c.configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    root.present().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    Ok(())
+}
+
+/// Writes `<out>/<name>.png` and `.svg`; a chart with no points is skipped.
+pub fn write_chart(out: &Path, name: &str, chart: &Chart) -> Result<Vec<PathBuf>> {
+    if chart.series.iter().all(|s| s.points.is_empty()) {
+        return Ok(Vec::new());
+    }
+    register_font()?;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let png = out.join(format!("{name}.png"));
+    let svg = out.join(format!("{name}.svg"));
+    draw(
+        BitMapBackend::new(&png, (900, 600)).into_drawing_area(),
+        chart,
+    )?;
+    draw(SVGBackend::new(&svg, (900, 600)).into_drawing_area(), chart)?;
+    Ok(vec![png, svg])
+}
+
+fn by_method<'a>(
+    rs: impl Iterator<Item = &'a CellResult>,
+) -> BTreeMap<(usize, String), Vec<&'a CellResult>> {
+    let mut m: BTreeMap<(usize, String), Vec<&CellResult>> = BTreeMap::new();
+    for r in rs {
+        m.entry(method_rank(&r.method)).or_default().push(r);
+    }
+    m
+}
+
+fn mean(v: impl Iterator<Item = f64>) -> f64 {
+    let v: Vec<f64> = v.collect();
+    v.iter().sum::<f64>() / v.len().max(1) as f64
+}
+
+/// Mean (domain, general) per learning rate for one method and style.
+fn per_rate(results: &[CellResult], method: &str, style: &str) -> Vec<(f64, f64, f64)> {
+    let mut m: BTreeMap<u64, Vec<&CellResult>> = BTreeMap::new();
+    for r in results
+        .iter()
+        .filter(|r| r.method == method && r.style == style)
+    {
+        if let Some(lr) = r.learning_rate {
+            m.entry(lr.to_bits()).or_default().push(r);
+        }
+    }
+    m.into_iter()
+        .map(|(bits, rs)| {
+            (
+                f64::from_bits(bits),
+                mean(rs.iter().map(|r| r.domain_accuracy)),
+                mean(rs.iter().map(|r| r.general_avg)),
+            )
+        })
+        .collect()
+}
+
+fn styles(results: &[CellResult]) -> Vec<String> {
+    let mut s: Vec<String> = results.iter().map(|r| r.style.clone()).collect();
+    s.sort();
+    s.dedup();
+    s
+}
+
+/// Least squares for ΔL ≈ k1·Δ + k2·Δ²·λ; returns (k1, k2).
+pub fn fit_theorem_3_1(points: &[(f64, f64, f64)]) -> Option<(f64, f64)> {
+    // points: (Δ, λ, ΔL); normal equations of the 2-parameter linear model.
+    let (mut a11, mut a12, mut a22, mut b1, mut b2) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    for &(d, lr, dl) in points {
+        let (u, v) = (d, d * d * lr);
+        a11 += u * u;
+        a12 += u * v;
+        a22 += v * v;
+        b1 += u * dl;
+        b2 += v * dl;
+    }
+    let det = a11 * a22 - a12 * a12;
+    if det.abs() < 1e-300 || points.len() < 2 {
+        return None;
+    }
+    Some(((b1 * a22 - b2 * a12) / det, (a11 * b2 - a12 * b1) / det))
+}
+
+/// Draws every figure the results support into `out`; returns the files written.
+pub fn draw_all(root: &Path, out: &Path) -> Result<Vec<PathBuf>> {
+    let results = crate::load_results(root)?;
+    if results.is_empty() {
+        bail!(
+            "no results under {} (run `cargo xtask reproduce` first)",
+            root.display()
+        );
+    }
+    let mut written = Vec::new();
+    let cells: Vec<&CellResult> = results.iter().filter(|r| !r.is_base()).collect();
+
+    // Fig. 1: SFT across learning rates.
+    let mut series = Vec::new();
+    for style in styles(&results) {
+        let pts = per_rate(&results, "sft", &style);
+        series.push(Series {
+            name: format!("domain ({style})"),
+            points: pts.iter().map(|p| (p.0.log10(), p.1)).collect(),
+            line: true,
+        });
+        series.push(Series {
+            name: format!("general ({style})"),
+            points: pts.iter().map(|p| (p.0.log10(), p.2)).collect(),
+            line: true,
+        });
+    }
+    written.extend(write_chart(
+        out,
+        "fig1_lr_tradeoff",
+        &Chart {
+            title: "SFT: domain and general accuracy vs learning rate".into(),
+            x_label: "log10 learning rate".into(),
+            y_label: "accuracy".into(),
+            series,
+        },
+    )?);
+
+    // Fig. 2: methods at the two rates of table1 and table2.
+    for grid in ["table1", "table2"] {
+        let mut series = Vec::new();
+        for ((_, method), rs) in by_method(
+            cells
+                .iter()
+                .copied()
+                .filter(|r| r.grids.iter().any(|g| g == grid)),
+        ) {
+            for style in styles(&results) {
+                let rs: Vec<&&CellResult> = rs.iter().filter(|r| r.style == style).collect();
+                if rs.is_empty() {
+                    continue;
+                }
+                series.push(Series {
+                    name: format!("{method} ({style})"),
+                    points: vec![(
+                        mean(rs.iter().map(|r| r.domain_accuracy)),
+                        mean(rs.iter().map(|r| r.general_avg)),
+                    )],
+                    line: false,
+                });
+            }
+        }
+        written.extend(write_chart(
+            out,
+            &format!("fig2_methods_{grid}"),
+            &Chart {
+                title: format!("Methods ({grid}): domain vs general"),
+                x_label: "domain accuracy".into(),
+                y_label: "general average".into(),
+                series,
+            },
+        )?);
+    }
+
+    // Fig. 3b: hard-token share over training, per method (first seed, each style).
+    let mut series = Vec::new();
+    for ((_, method), rs) in by_method(
+        cells
+            .iter()
+            .copied()
+            .filter(|r| r.grids.iter().any(|g| g == "table2")),
+    ) {
+        if let Some(r) = rs
+            .iter()
+            .filter(|r| !r.hard_token_share.is_empty())
+            .min_by_key(|r| (r.seed, r.style.clone()))
+        {
+            series.push(Series {
+                name: format!("{method} ({})", r.style),
+                points: r
+                    .hard_token_share
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| (i as f64 + 1.0, *v))
+                    .collect(),
+                line: true,
+            });
+        }
+    }
+    written.extend(write_chart(
+        out,
+        "fig3_hard_token_share",
+        &Chart {
+            title: "Share of hard target tokens (p < 0.2) during training".into(),
+            x_label: "optimiser step".into(),
+            y_label: "hard-token share".into(),
+            series,
+        },
+    )?);
+
+    // Fig. 3a: base-model token probabilities of the SFT targets.
+    let mut series = Vec::new();
+    for base in results.iter().filter(|r| r.is_base()) {
+        if let Some(h) = base.raw["token_probability_histogram"].as_array() {
+            let n = h.len().max(1) as f64;
+            let total: f64 = h.iter().filter_map(|v| v.as_f64()).sum::<f64>().max(1.0);
+            series.push(Series {
+                name: format!("targets ({})", base.style),
+                points: h
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| ((i as f64 + 0.5) / n, v.as_f64().unwrap_or(0.0) / total))
+                    .collect(),
+                line: true,
+            });
+        }
+    }
+    written.extend(write_chart(
+        out,
+        "fig3_token_probabilities",
+        &Chart {
+            title: "Base-model probability of each SFT target token".into(),
+            x_label: "p(token) under the base model".into(),
+            y_label: "share of tokens".into(),
+            series,
+        },
+    )?);
+
+    // Pareto frontier over all cells.
+    let pts: Vec<(f64, f64)> = cells
+        .iter()
+        .map(|r| (r.domain_accuracy, r.general_avg))
+        .collect();
+    let mut frontier: Vec<(f64, f64)> = pts
+        .iter()
+        .copied()
+        .filter(|p| {
+            !pts.iter()
+                .any(|q| q.0 >= p.0 && q.1 >= p.1 && (q.0 > p.0 || q.1 > p.1))
+        })
+        .collect();
+    frontier.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut series: Vec<Series> = by_method(cells.iter().copied())
+        .into_iter()
+        .map(|((_, m), rs)| Series {
+            name: m,
+            points: rs
+                .iter()
+                .map(|r| (r.domain_accuracy, r.general_avg))
+                .collect(),
+            line: false,
+        })
+        .collect();
+    series.push(Series {
+        name: "Pareto frontier".into(),
+        points: frontier,
+        line: true,
+    });
+    written.extend(write_chart(
+        out,
+        "pareto_frontier",
+        &Chart {
+            title: "Domain vs general: every cell".into(),
+            x_label: "domain accuracy".into(),
+            y_label: "general average".into(),
+            series,
+        },
+    )?);
+
+    // Code-length drift vs learning rate, with Theorem 3.1's fit.
+    let base_cl: BTreeMap<String, f64> = results
+        .iter()
+        .filter(|r| r.is_base())
+        .flat_map(|r| r.code_length.clone())
+        .collect();
+    let mut drift = Vec::new();
+    for r in &cells {
+        let (Some(lr), Some(first), Some(last)) =
+            (r.learning_rate, r.first_mean_nll, r.last_mean_nll)
+        else {
+            continue;
+        };
+        let deltas: Vec<f64> = r
+            .code_length
+            .iter()
+            .filter_map(|(k, v)| Some(v - base_cl.get(k)?))
+            .collect();
+        if deltas.is_empty() {
+            continue;
+        }
+        drift.push((first - last, lr, mean(deltas.into_iter())));
+    }
+    let mut series = vec![Series {
+        name: "cells".into(),
+        points: drift.iter().map(|(_, lr, dl)| (lr.log10(), *dl)).collect(),
+        line: false,
+    }];
+    if let Some((k1, k2)) = fit_theorem_3_1(&drift) {
+        let mut fitted: Vec<(f64, f64)> = drift
+            .iter()
+            .map(|(d, lr, _)| (lr.log10(), k1 * d + k2 * d * d * lr))
+            .collect();
+        fitted.sort_by(|a, b| a.0.total_cmp(&b.0));
+        series.push(Series {
+            name: format!("fit k1={k1:.3}, k2={k2:.3e}"),
+            points: fitted,
+            line: false,
+        });
+    }
+    written.extend(write_chart(
+        out,
+        "code_length_drift",
+        &Chart {
+            title: "General code-length drift ΔL vs learning rate".into(),
+            x_label: "log10 learning rate".into(),
+            y_label: "ΔL (nats/token)".into(),
+            series,
+        },
+    )?);
+    Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn theorem_fit_recovers_known_coefficients() {
+        let pts: Vec<(f64, f64, f64)> = [(0.5, 1e-4), (1.0, 1e-3), (1.5, 3e-4), (2.0, 1e-3)]
+            .iter()
+            .map(|&(d, lr)| (d, lr, 0.2 * d + 50.0 * d * d * lr))
+            .collect();
+        let (k1, k2) = fit_theorem_3_1(&pts).unwrap();
+        assert!(
+            (k1 - 0.2).abs() < 1e-9 && (k2 - 50.0).abs() < 1e-6,
+            "{k1} {k2}"
+        );
+    }
+}

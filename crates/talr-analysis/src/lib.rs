@@ -1,0 +1,202 @@
+//! talr-analysis: reads `result.json` files and turns them into tables (Markdown, CSV, LaTeX) and
+//! figures (PNG, SVG). Aggregation over seeds reports the mean and a bootstrap 95% interval.
+//!
+//! It works on plain structs rather than polars frames: a full grid is a few hundred small JSON
+//! documents, and the aggregation is a group-by over (method, learning rate, style).
+
+pub mod figures;
+pub mod tables;
+
+use anyhow::{Context, Result};
+use rand::{rngs::StdRng, Rng, SeedableRng};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// One finished cell (or the base model) as the analysis sees it.
+#[derive(Debug, Clone)]
+pub struct CellResult {
+    pub cell: String,
+    pub method: String,
+    pub style: String,
+    /// `None` for the base model.
+    pub learning_rate: Option<f64>,
+    pub seed: u64,
+    pub grids: Vec<String>,
+    pub domain_accuracy: f64,
+    pub general_avg: f64,
+    /// Headline metric per general task.
+    pub general: BTreeMap<String, f64>,
+    /// General code length per task (nats per token).
+    pub code_length: BTreeMap<String, f64>,
+    pub first_mean_nll: Option<f64>,
+    pub last_mean_nll: Option<f64>,
+    pub hard_token_share: Vec<f64>,
+    pub raw: Value,
+}
+
+fn headline(task: &str, aggregate: &Value) -> Option<f64> {
+    let key = if task.starts_with("ifeval") {
+        "prompt_level_strict_acc"
+    } else if task.starts_with("gsm8k") {
+        "exact_match_flexible"
+    } else if task.starts_with("humaneval") {
+        "pass@1"
+    } else {
+        "accuracy"
+    };
+    aggregate.get(key)?.as_f64()
+}
+
+impl CellResult {
+    pub fn from_json(v: Value) -> Result<Self> {
+        let m = &v["metrics"];
+        let general = m["general"]
+            .as_object()
+            .map(|o| {
+                o.iter()
+                    .filter_map(|(k, agg)| Some((k.clone(), headline(k, agg)?)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let code_length = m["code_length_nats"]
+            .as_object()
+            .map(|o| {
+                o.iter()
+                    .filter_map(|(k, x)| Some((k.clone(), x.as_f64()?)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Self {
+            cell: v["cell"].as_str().unwrap_or_default().to_string(),
+            method: v["method"]
+                .as_str()
+                .context("`method` missing")?
+                .to_string(),
+            style: v["style"].as_str().context("`style` missing")?.to_string(),
+            learning_rate: v["learning_rate"].as_f64(),
+            seed: v["seed"].as_u64().unwrap_or(0),
+            grids: v["grids"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|g| g.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            domain_accuracy: m["domain_accuracy"]
+                .as_f64()
+                .context("`metrics.domain_accuracy` missing")?,
+            general_avg: m["general_avg"]
+                .as_f64()
+                .context("`metrics.general_avg` missing")?,
+            general,
+            code_length,
+            first_mean_nll: v["training"]["first_mean_nll"].as_f64(),
+            last_mean_nll: v["training"]["last_mean_nll"].as_f64(),
+            hard_token_share: v["training"]["hard_token_share"]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_f64).collect())
+                .unwrap_or_default(),
+            raw: v,
+        })
+    }
+
+    pub fn is_base(&self) -> bool {
+        self.method == "base"
+    }
+}
+
+/// Every result under `root`: `base/result-*.json` and `cells/*/result.json`.
+pub fn load_results(root: &Path) -> Result<Vec<CellResult>> {
+    let mut files = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(root.join("base")) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with("result-") && name.ends_with(".json") {
+                files.push(e.path());
+            }
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir(root.join("cells")) {
+        for e in entries.flatten() {
+            let p = e.path().join("result.json");
+            if p.exists() {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    files
+        .iter()
+        .map(|p| {
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            let v: Value = serde_json::from_str(&text)
+                .with_context(|| format!("{}: not JSON", p.display()))?;
+            CellResult::from_json(v).with_context(|| format!("in {}", p.display()))
+        })
+        .collect()
+}
+
+/// Mean and a bootstrap 95% interval (percentiles of 2000 resampled means, fixed seed).
+#[derive(Debug, Clone, Copy)]
+pub struct Estimate {
+    pub mean: f64,
+    pub lo: f64,
+    pub hi: f64,
+    pub n: usize,
+}
+
+pub fn estimate(values: &[f64]) -> Estimate {
+    let n = values.len();
+    let mean = values.iter().sum::<f64>() / n.max(1) as f64;
+    if n < 2 {
+        return Estimate {
+            mean,
+            lo: mean,
+            hi: mean,
+            n,
+        };
+    }
+    let mut rng = StdRng::seed_from_u64(0);
+    let mut means: Vec<f64> = (0..2000)
+        .map(|_| (0..n).map(|_| values[rng.random_range(0..n)]).sum::<f64>() / n as f64)
+        .collect();
+    means.sort_by(f64::total_cmp);
+    Estimate {
+        mean,
+        lo: means[(0.025 * 2000.0) as usize],
+        hi: means[(0.975 * 2000.0) as usize - 1],
+        n,
+    }
+}
+
+/// Canonical row order: the paper's methods first, then the rest by name.
+pub fn method_rank(method: &str) -> (usize, String) {
+    let order = [
+        "base", "sft", "l2", "lora", "wise_ft", "flow", "dft", "talr",
+    ];
+    (
+        order
+            .iter()
+            .position(|m| *m == method)
+            .unwrap_or(order.len()),
+        method.to_string(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bootstrap_interval_brackets_the_mean() {
+        let e = estimate(&[0.5, 0.6, 0.7]);
+        assert!((e.mean - 0.6).abs() < 1e-12);
+        assert!(e.lo <= e.mean && e.mean <= e.hi);
+        assert!(e.lo >= 0.5 && e.hi <= 0.7);
+        let one = estimate(&[0.3]);
+        assert_eq!((one.lo, one.hi), (0.3, 0.3));
+    }
+}

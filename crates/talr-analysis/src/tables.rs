@@ -1,0 +1,223 @@
+//! Tables in the paper's layout: one row per method (and learning rate, where a grid has
+//! several), columns domain / general / average per target style, means over seeds with 95%
+//! intervals, and the paper's reported three-model averages beside ours where it reports them.
+
+use crate::{estimate, method_rank, CellResult, Estimate};
+use anyhow::{Context, Result};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// The paper's reported averages over its three models (domain, general), DESIGN.md §2.
+pub fn paper_reference(grid: &str, method: &str) -> Option<(f64, f64)> {
+    let table1 = [
+        ("sft", (0.534, 0.692)),
+        ("l2", (0.506, 0.697)),
+        ("lora", (0.181, 0.490)),
+        ("wise_ft", (0.198, 0.727)),
+        ("flow", (0.469, 0.692)),
+        ("talr", (0.501, 0.717)),
+    ];
+    let table2 = [
+        ("sft", (0.558, 0.381)),
+        ("l2", (0.555, 0.395)),
+        ("flow", (0.553, 0.450)),
+        ("talr", (0.542, 0.502)),
+    ];
+    let rows: &[(&str, (f64, f64))] = match grid {
+        "table1" => &table1,
+        "table2" => &table2,
+        _ => return None,
+    };
+    rows.iter().find(|(m, _)| *m == method).map(|(_, v)| *v)
+}
+
+pub struct Row {
+    pub method: String,
+    pub learning_rate: Option<f64>,
+    /// Per style: (domain, general, average).
+    pub cols: BTreeMap<String, (Estimate, Estimate, Estimate)>,
+    pub paper: Option<(f64, f64)>,
+}
+
+/// Rows for `grid`: its cells grouped by (method, rate), plus the base model.
+pub fn grid_rows(results: &[CellResult], grid: &str) -> Vec<Row> {
+    type Key = ((usize, String), u64);
+    type Group<'a> = (String, Option<f64>, BTreeMap<String, Vec<&'a CellResult>>);
+    let mut groups: BTreeMap<Key, Group> = BTreeMap::new();
+    for r in results
+        .iter()
+        .filter(|r| r.is_base() || r.grids.iter().any(|g| g == grid))
+    {
+        let lr_key = r.learning_rate.map_or(0, f64::to_bits);
+        let e = groups
+            .entry((method_rank(&r.method), lr_key))
+            .or_insert_with(|| (r.method.clone(), r.learning_rate, BTreeMap::new()));
+        e.2.entry(r.style.clone()).or_default().push(r);
+    }
+    groups
+        .into_values()
+        .map(|(method, lr, by_style)| Row {
+            paper: paper_reference(grid, &method),
+            cols: by_style
+                .into_iter()
+                .map(|(style, rs)| {
+                    let d: Vec<f64> = rs.iter().map(|r| r.domain_accuracy).collect();
+                    let g: Vec<f64> = rs.iter().map(|r| r.general_avg).collect();
+                    let a: Vec<f64> = rs
+                        .iter()
+                        .map(|r| (r.domain_accuracy + r.general_avg) / 2.0)
+                        .collect();
+                    (style, (estimate(&d), estimate(&g), estimate(&a)))
+                })
+                .collect(),
+            method,
+            learning_rate: lr,
+        })
+        .collect()
+}
+
+fn styles(rows: &[Row]) -> Vec<String> {
+    let mut s: Vec<String> = rows.iter().flat_map(|r| r.cols.keys().cloned()).collect();
+    s.sort();
+    s.dedup();
+    // Label-only is the main table.
+    s.sort_by_key(|x| x != "label-only");
+    s
+}
+
+fn label(r: &Row) -> String {
+    match r.learning_rate {
+        Some(lr) => format!("{} (lr {lr:.0e})", r.method),
+        None => "base model".to_string(),
+    }
+}
+
+fn cell_text(e: &Estimate) -> String {
+    if e.n > 1 {
+        format!("{:.3} [{:.3}, {:.3}]", e.mean, e.lo, e.hi)
+    } else {
+        format!("{:.3}", e.mean)
+    }
+}
+
+pub fn markdown(rows: &[Row], grid: &str) -> String {
+    let styles = styles(rows);
+    let mut out = format!("### {grid}\n\nMean over seeds [bootstrap 95% interval]; general = mean of the general benchmarks' headline metrics.\n\n| method |");
+    for s in &styles {
+        let _ = write!(out, " {s} domain | {s} general | {s} avg |");
+    }
+    out.push_str(" paper domain / general (3-model avg) |\n|---|");
+    out.push_str(&"---|".repeat(styles.len() * 3 + 1));
+    out.push('\n');
+    for r in rows {
+        let _ = write!(out, "| {} |", label(r));
+        for s in &styles {
+            match r.cols.get(s) {
+                Some((d, g, a)) => {
+                    let _ = write!(
+                        out,
+                        " {} | {} | {} |",
+                        cell_text(d),
+                        cell_text(g),
+                        cell_text(a)
+                    );
+                }
+                None => out.push_str(" – | – | – |"),
+            }
+        }
+        match r.paper {
+            Some((d, g)) => {
+                let _ = writeln!(out, " {d:.3} / {g:.3} |");
+            }
+            None => out.push_str(" – |\n"),
+        }
+    }
+    out
+}
+
+pub fn csv(rows: &[Row]) -> String {
+    let mut out = String::from("method,learning_rate,style,domain,domain_lo,domain_hi,general,general_lo,general_hi,average,seeds,paper_domain,paper_general\n");
+    for r in rows {
+        for (s, (d, g, a)) in &r.cols {
+            let _ = writeln!(
+                out,
+                "{},{},{s},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{},{},{}",
+                r.method,
+                r.learning_rate.map_or(String::new(), |l| format!("{l:e}")),
+                d.mean,
+                d.lo,
+                d.hi,
+                g.mean,
+                g.lo,
+                g.hi,
+                a.mean,
+                d.n,
+                r.paper.map_or(String::new(), |p| p.0.to_string()),
+                r.paper.map_or(String::new(), |p| p.1.to_string()),
+            );
+        }
+    }
+    out
+}
+
+pub fn latex(rows: &[Row], grid: &str) -> String {
+    let styles = styles(rows);
+    let mut out = String::from("% Generated by `cargo xtask reproduce`; means over seeds.\n");
+    let _ = writeln!(
+        out,
+        "\\begin{{tabular}}{{l{}cc}}",
+        "ccc".repeat(styles.len())
+    );
+    out.push_str("\\toprule\n");
+    out.push_str("Method");
+    for s in &styles {
+        let _ = write!(out, " & \\multicolumn{{3}}{{c}}{{{s}}}");
+    }
+    out.push_str(" & \\multicolumn{2}{c}{Paper (avg)} \\\\\n");
+    for _ in &styles {
+        out.push_str(" & Domain & General & Avg");
+    }
+    out.push_str(" & Domain & General \\\\\n\\midrule\n");
+    for r in rows {
+        out.push_str(&label(r).replace('_', "\\_"));
+        for s in &styles {
+            match r.cols.get(s) {
+                Some((d, g, a)) => {
+                    let _ = write!(out, " & {:.3} & {:.3} & {:.3}", d.mean, g.mean, a.mean);
+                }
+                None => out.push_str(" & -- & -- & --"),
+            }
+        }
+        match r.paper {
+            Some((d, g)) => {
+                let _ = writeln!(out, " & {d:.3} & {g:.3} \\\\");
+            }
+            None => out.push_str(" & -- & -- \\\\\n"),
+        }
+    }
+    let _ = writeln!(out, "\\bottomrule\n\\end{{tabular}}\n% grid: {grid}");
+    out
+}
+
+fn write_atomic(path: &Path, text: &str) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Writes `<root>/<grid>.{md,csv,tex}`; returns the paths.
+pub fn write_grid_tables(results: &[CellResult], grid: &str, root: &Path) -> Result<Vec<PathBuf>> {
+    let rows = grid_rows(results, grid);
+    let mut written = Vec::new();
+    for (ext, text) in [
+        ("md", markdown(&rows, grid)),
+        ("csv", csv(&rows)),
+        ("tex", latex(&rows, grid)),
+    ] {
+        let path = root.join(format!("{grid}.{ext}"));
+        write_atomic(&path, &text)?;
+        written.push(path);
+    }
+    Ok(written)
+}

@@ -1,0 +1,263 @@
+//! `cargo xtask reproduce | plot | check | collect`: the paper's experiments on a preset.
+
+mod cell;
+mod check;
+mod spec;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+#[derive(Parser)]
+#[command(
+    name = "cargo xtask",
+    about = "Reproduce the paper's tables and figures"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a grid (table1, table2, lr-sweep, tau-ablation, or all) and write its tables.
+    Reproduce(ReproduceArgs),
+    /// Draw the figures of a preset's results into figures/<preset>/.
+    Plot {
+        #[arg(long, default_value = "small")]
+        preset: String,
+    },
+    /// Rerun the smoke preset's table2 and compare it with the committed results/smoke/.
+    Check,
+    /// Write the tables of finished cells (after sharded runs) without running anything.
+    Collect {
+        table: String,
+        #[arg(long, default_value = "small")]
+        preset: String,
+    },
+}
+
+#[derive(clap::Args, Clone)]
+pub struct ReproduceArgs {
+    /// table1, table2, lr-sweep, tau-ablation, or all.
+    table: String,
+    #[arg(long, default_value = "small")]
+    preset: String,
+    /// Number of seeds (the preset's first N; more than it lists counts up from 0).
+    #[arg(long)]
+    seeds: Option<usize>,
+    /// Items per benchmark (domain test and each general task), overriding the preset.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Cells run at once.
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
+    /// Run only shard I of N (0-based, `I/N`); run `collect` once all shards are done.
+    #[arg(long)]
+    shard: Option<String>,
+    /// List the cells and an estimate of their time, then stop.
+    #[arg(long)]
+    dry_run: bool,
+    /// Where results go (default: results/<preset>).
+    #[arg(long)]
+    results: Option<PathBuf>,
+}
+
+fn main() {
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+    }
+    if let Err(err) = run(Cli::parse()) {
+        eprintln!("error: {err:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Reproduce(args) => reproduce(&args).map(|_| ()),
+        Command::Plot { preset } => {
+            let root = repo_root().join("results").join(&preset);
+            let out = repo_root().join("figures").join(&preset);
+            let written = talr_analysis::figures::draw_all(&root, &out)?;
+            for p in written {
+                println!("{}", p.display());
+            }
+            Ok(())
+        }
+        Command::Check => check::run(),
+        Command::Collect { table, preset } => {
+            let root = repo_root().join("results").join(&preset);
+            write_tables(&root, &grid_names(&table)?)
+        }
+    }
+}
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn grid_names(table: &str) -> Result<Vec<String>> {
+    if table == "all" {
+        return Ok(spec::all_grid_names());
+    }
+    Ok(vec![table.replace('-', "_")])
+}
+
+fn parse_shard(s: &str) -> Result<(usize, usize)> {
+    let (i, n) = s
+        .split_once('/')
+        .with_context(|| format!("--shard {s}: expected I/N, e.g. 0/4"))?;
+    let (i, n): (usize, usize) = (
+        i.parse()
+            .with_context(|| format!("--shard {s}: I is not a number"))?,
+        n.parse()
+            .with_context(|| format!("--shard {s}: N is not a number"))?,
+    );
+    if n == 0 || i >= n {
+        bail!("--shard {s}: need 0 <= I < N");
+    }
+    Ok((i, n))
+}
+
+/// Runs a grid; returns the results root.
+pub fn reproduce(args: &ReproduceArgs) -> Result<PathBuf> {
+    let mut preset = spec::load_preset(&args.preset)?;
+    if let Some(n) = args.seeds {
+        preset.seeds = (0..n)
+            .map(|i| preset.seeds.get(i).copied().unwrap_or(i as u64))
+            .collect();
+    }
+    if let Some(limit) = args.limit {
+        preset.general.limit = Some(limit);
+        preset.general.limits.clear();
+        preset.domain.test_limit = Some(limit);
+    }
+    let grids = grid_names(&args.table)?
+        .iter()
+        .map(|g| spec::load_grid(g))
+        .collect::<Result<Vec<_>>>()?;
+    let root = args
+        .results
+        .clone()
+        .unwrap_or_else(|| repo_root().join("results").join(&preset.name));
+    let mut cells = spec::expand(&preset, &grids, &preset.seeds)?;
+    if let Some(shard) = &args.shard {
+        let (i, n) = parse_shard(shard)?;
+        cells = cells
+            .into_iter()
+            .enumerate()
+            .filter(|(k, _)| k % n == i)
+            .map(|(_, c)| c)
+            .collect();
+    }
+    let done = |c: &spec::Cell| cell::cell_dir(&root, c).join("result.json").exists();
+    if args.dry_run {
+        let finished: Vec<f64> = cells
+            .iter()
+            .filter(|c| done(c))
+            .filter_map(|c| {
+                let text =
+                    std::fs::read_to_string(cell::cell_dir(&root, c).join("result.json")).ok()?;
+                let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+                Some(v["seconds"]["train"].as_f64()? + v["seconds"]["eval"].as_f64()?)
+            })
+            .collect();
+        println!(
+            "{:<14} {:<10} {:<11} {:>10} {:>5}  state",
+            "cell", "method", "style", "lr", "seed"
+        );
+        for c in &cells {
+            println!(
+                "{:<14} {:<10} {:<11} {:>10.1e} {:>5}  {}",
+                c.id,
+                c.method,
+                cell::style_name(c.style),
+                c.learning_rate,
+                c.seed,
+                if done(c) { "done" } else { "to run" }
+            );
+        }
+        let todo = cells.iter().filter(|c| !done(c)).count();
+        match finished.is_empty() {
+            false => {
+                let per = finished.iter().sum::<f64>() / finished.len() as f64;
+                println!(
+                    "{} cells, {todo} to run; about {:.0} min at {:.0} s per cell (mean of finished cells)",
+                    cells.len(),
+                    todo as f64 * per / 60.0,
+                    per
+                );
+            }
+            true => println!(
+                "{} cells, {todo} to run; no finished cell yet to estimate from (see experiments/README.md for measured times)",
+                cells.len()
+            ),
+        }
+        return Ok(root);
+    }
+    std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
+    let quiet_inner = args.jobs > 1;
+    for &style in &preset.styles {
+        eprintln!("base model, {} prompts", cell::style_name(style));
+        cell::run_base(&preset, &root, style, !quiet_inner)?;
+    }
+    let todo: Vec<&spec::Cell> = cells.iter().filter(|c| !done(c)).collect();
+    let bar = talr_evals::runner::progress_bar(cells.len(), "cells", true);
+    bar.set_position((cells.len() - todo.len()) as u64);
+    let next = AtomicUsize::new(0);
+    let errors = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..args.jobs.max(1) {
+            scope.spawn(|| loop {
+                let k = next.fetch_add(1, Ordering::SeqCst);
+                let Some(c) = todo.get(k) else { break };
+                bar.set_message(format!(
+                    "{} {} lr {:.0e}",
+                    c.method,
+                    cell::style_name(c.style),
+                    c.learning_rate
+                ));
+                match cell::run_cell(&preset, &root, c, !quiet_inner) {
+                    Ok(_) => bar.inc(1),
+                    Err(e) => errors
+                        .lock()
+                        .unwrap()
+                        .push(format!("cell {} ({}): {e:#}", c.id, c.method)),
+                }
+            });
+        }
+    });
+    bar.finish();
+    let errors = errors.into_inner().unwrap();
+    if !errors.is_empty() {
+        bail!(
+            "{} cells failed (finished cells are kept; rerun to retry):\n{}",
+            errors.len(),
+            errors.join("\n")
+        );
+    }
+    if args.shard.is_none() {
+        write_tables(
+            &root,
+            &grids.iter().map(|g| g.name.clone()).collect::<Vec<_>>(),
+        )?;
+    }
+    Ok(root)
+}
+
+fn write_tables(root: &Path, grids: &[String]) -> Result<()> {
+    let results = talr_analysis::load_results(root)?;
+    for grid in grids {
+        for path in talr_analysis::tables::write_grid_tables(&results, grid, root)? {
+            println!("{}", path.display());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,246 @@
+//! Experiment specs: presets (model, data, budgets, learning rates, seeds) and grids (which
+//! methods at which learning rates), expanded into cells. A cell is one training run plus its
+//! evaluations, named by a hash of its fully resolved configuration.
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use talr_evals::medcalc::Style;
+use talr_train::TrainConfig;
+
+pub fn experiments_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../experiments")
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Preset {
+    pub name: String,
+    pub description: String,
+    /// `tiny-random` (a seeded random tiny Llama with a byte-level tokenizer), or anything
+    /// `talr --model` takes: an asset name, a .gguf file, a model directory, a hub id.
+    pub model: String,
+    #[serde(default)]
+    pub model_seed: u64,
+    pub domain: DomainSpec,
+    pub general: GeneralSpec,
+    pub generation: GenerationSpec,
+    /// Overrides for every method's `training` section (epochs, batch sizes, max_length, ...).
+    #[serde(default)]
+    pub training: serde_yaml::Mapping,
+    pub learning_rates: LearningRates,
+    /// Per-method learning-rate multipliers (LoRA trains at a larger rate than full fine-tuning).
+    #[serde(default)]
+    pub lr_scale: BTreeMap<String, f64>,
+    pub seeds: Vec<u64>,
+    pub styles: Vec<Style>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DomainSpec {
+    /// Training rows per template calculator (11 calculators).
+    pub train_per_calculator: usize,
+    pub train_seed: u64,
+    /// The domain test task (`medcalc-synth`, `medcalc=PATH`, ...), without a `-cot` suffix.
+    pub test_task: String,
+    #[serde(default)]
+    pub test_limit: Option<usize>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeneralSpec {
+    pub tasks: Vec<String>,
+    #[serde(default)]
+    pub limit: Option<usize>,
+    /// Per-task item limits, overriding `limit`.
+    #[serde(default)]
+    pub limits: BTreeMap<String, usize>,
+    #[serde(default)]
+    pub code_length: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenerationSpec {
+    pub batch_size: usize,
+    /// Caps every task's reply budget.
+    #[serde(default)]
+    pub max_new_tokens: Option<usize>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LearningRates {
+    pub small: f64,
+    pub large: f64,
+    pub sweep: Vec<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LrChoice {
+    Small,
+    Large,
+    Sweep,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Grid {
+    pub name: String,
+    pub description: String,
+    pub methods: Vec<String>,
+    pub learning_rate: LrChoice,
+}
+
+fn load_yaml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_yaml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| {
+                let p = e.ok()?.path();
+                if p.extension()? != "yaml" {
+                    return None;
+                }
+                Some(p.file_stem()?.to_string_lossy().into_owned())
+            })
+            .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+pub fn load_preset(name: &str) -> Result<Preset> {
+    let dir = experiments_dir().join("presets");
+    let path = dir.join(format!("{name}.yaml"));
+    if !path.exists() {
+        bail!(
+            "--preset {name}: no {} (presets: {})",
+            path.display(),
+            names_in(&dir).join(", ")
+        );
+    }
+    let preset: Preset = load_yaml(&path)?;
+    if preset.seeds.is_empty() || preset.styles.is_empty() {
+        bail!("{}: `seeds` and `styles` must not be empty", path.display());
+    }
+    Ok(preset)
+}
+
+pub fn load_grid(name: &str) -> Result<Grid> {
+    let dir = experiments_dir().join("grids");
+    let path = dir.join(format!("{}.yaml", name.replace('-', "_")));
+    if !path.exists() {
+        bail!(
+            "no grid {name:?} ({} has: {})",
+            dir.display(),
+            names_in(&dir).join(", ")
+        );
+    }
+    load_yaml(&path)
+}
+
+pub fn all_grid_names() -> Vec<String> {
+    names_in(&experiments_dir().join("grids"))
+}
+
+/// A method's config with the preset's training overrides, the cell's rate and seed applied.
+pub fn resolve_method(preset: &Preset, method: &str, lr: f64, seed: u64) -> Result<TrainConfig> {
+    let path = experiments_dir()
+        .join("methods")
+        .join(format!("{method}.yaml"));
+    let mut doc: serde_yaml::Value = load_yaml(&path)?;
+    let training = doc
+        .as_mapping_mut()
+        .context("a method file is a mapping")?
+        .entry("training".into())
+        .or_insert_with(|| serde_yaml::Value::Mapping(Default::default()));
+    let training = training
+        .as_mapping_mut()
+        .with_context(|| format!("{}: `training` must be a mapping", path.display()))?;
+    for (k, v) in &preset.training {
+        training.insert(k.clone(), v.clone());
+    }
+    let scale = preset.lr_scale.get(method).copied().unwrap_or(1.0);
+    training.insert("learning_rate".into(), (lr * scale).into());
+    training.insert("seed".into(), seed.into());
+    TrainConfig::from_yaml(&serde_yaml::to_string(&doc)?, &path.display().to_string())
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Cell {
+    pub id: String,
+    pub method: String,
+    pub style: Style,
+    /// The grid's rate (before any per-method scale).
+    pub learning_rate: f64,
+    pub seed: u64,
+    pub config: TrainConfig,
+    /// Grids that contain this cell (a cell shared by two grids runs once).
+    pub grids: Vec<String>,
+}
+
+/// What a cell's result depends on besides its training config: hashed into its id.
+fn cell_key(preset: &Preset, method: &str, style: Style, cfg: &TrainConfig) -> serde_json::Value {
+    serde_json::json!({
+        "model": preset.model,
+        "model_seed": preset.model_seed,
+        "domain": preset.domain,
+        "general": preset.general,
+        "generation": preset.generation,
+        "method": method,
+        "style": style,
+        "config": cfg,
+    })
+}
+
+pub fn hash_id(value: &serde_json::Value) -> String {
+    let digest = Sha256::digest(value.to_string().as_bytes());
+    digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
+}
+
+/// Expands grids into cells for every style and seed; identical cells merge.
+pub fn expand(preset: &Preset, grids: &[Grid], seeds: &[u64]) -> Result<Vec<Cell>> {
+    let mut cells: BTreeMap<String, Cell> = BTreeMap::new();
+    for grid in grids {
+        let rates = match grid.learning_rate {
+            LrChoice::Small => vec![preset.learning_rates.small],
+            LrChoice::Large => vec![preset.learning_rates.large],
+            LrChoice::Sweep => preset.learning_rates.sweep.clone(),
+        };
+        for method in &grid.methods {
+            for &lr in &rates {
+                for &style in &preset.styles {
+                    for &seed in seeds {
+                        let config = resolve_method(preset, method, lr, seed)
+                            .with_context(|| format!("grid {}: method {method}", grid.name))?;
+                        let id = hash_id(&cell_key(preset, method, style, &config));
+                        let cell = cells.entry(id.clone()).or_insert_with(|| Cell {
+                            id,
+                            method: method.clone(),
+                            style,
+                            learning_rate: lr,
+                            seed,
+                            config,
+                            grids: Vec::new(),
+                        });
+                        if !cell.grids.contains(&grid.name) {
+                            cell.grids.push(grid.name.clone());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(cells.into_values().collect())
+}
