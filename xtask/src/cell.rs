@@ -33,9 +33,20 @@ fn style_suffix(style: Style) -> &'static str {
     }
 }
 
-/// The training examples of the domain: template rows from the preset's training seed.
-pub fn domain_examples(preset: &Preset, style: Style) -> Vec<Example> {
-    templates::generate(preset.domain.train_per_calculator, preset.domain.train_seed)
+/// The training examples of the domain: template rows from the preset's training seed, or the
+/// rows of its `train_source`.
+pub fn domain_examples(preset: &Preset, style: Style) -> Result<Vec<Example>> {
+    let rows = match &preset.domain.train_source {
+        Some(spec) => {
+            let (name, source) = spec
+                .split_once('=')
+                .map_or((spec.as_str(), None), |(n, s)| (n, Some(s)));
+            talr_evals::catalog::medcalc_rows(name, source)?
+                .with_context(|| format!("domain.train_source {spec:?}: not a MedCalc source"))?
+        }
+        None => templates::generate(preset.domain.train_per_calculator, preset.domain.train_seed),
+    };
+    Ok(rows
         .iter()
         .map(|r| {
             let (system, user) = medcalc::prompt(r, style);
@@ -54,7 +65,7 @@ pub fn domain_examples(preset: &Preset, style: Style) -> Vec<Example> {
                 id: Some(r.row_number.into()),
             }
         })
-        .collect()
+        .collect())
 }
 
 fn domain_task(preset: &Preset, style: Style) -> Result<Box<dyn Task>> {
@@ -225,7 +236,7 @@ fn target_token_histogram(preset: &Preset, model: &LoadedModel, style: Style) ->
         .and_then(|v| v.as_u64())
         .unwrap_or(1024) as usize;
     let data = tokenize(
-        &domain_examples(preset, style),
+        &domain_examples(preset, style)?,
         &model.tokenizer,
         max_length,
     )?;
@@ -271,7 +282,7 @@ pub fn run_cell(preset: &Preset, root: &Path, cell: &Cell, progress: bool) -> Re
     let mut model = load_model(preset, trainability(cfg))?;
     let initial = model.decoder.named_weights(|w, _| Ok(w.clone()))?;
     let params = prepare(&mut model, cfg)?;
-    let examples = domain_examples(preset, cell.style);
+    let examples = domain_examples(preset, cell.style)?;
     let data = tokenize(&examples, &model.tokenizer, cfg.training.max_length)?;
     let opts = RunOptions {
         stop_after: None,

@@ -42,8 +42,13 @@ pub struct Preset {
 #[serde(deny_unknown_fields)]
 pub struct DomainSpec {
     /// Training rows per template calculator (11 calculators).
+    #[serde(default)]
     pub train_per_calculator: usize,
+    #[serde(default)]
     pub train_seed: u64,
+    /// Train on a MedCalc-Bench file instead of template rows (`medcalc=PATH`).
+    #[serde(default)]
+    pub train_source: Option<String>,
     /// The domain test task (`medcalc-synth`, `medcalc=PATH`, ...), without a `-cot` suffix.
     pub test_task: String,
     #[serde(default)]
