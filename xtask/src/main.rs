@@ -40,6 +40,9 @@ enum Command {
         table: String,
         #[arg(long, default_value = "small")]
         preset: String,
+        /// Where the results are (default: results/<preset>).
+        #[arg(long)]
+        results: Option<PathBuf>,
     },
 }
 
@@ -92,8 +95,12 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Check => check::run(),
-        Command::Collect { table, preset } => {
-            let root = repo_root().join("results").join(&preset);
+        Command::Collect {
+            table,
+            preset,
+            results,
+        } => {
+            let root = results.unwrap_or_else(|| repo_root().join("results").join(&preset));
             write_tables(&root, &grid_names(&table)?)
         }
     }
