@@ -78,15 +78,32 @@ impl DecoderConfig {
         }
     }
 
-    /// A Hugging Face `config.json` for this config (Llama family), so that exported checkpoints
-    /// load anywhere.
-    pub fn to_hf_json(&self) -> Result<String> {
-        if self.attention_bias || self.qk_norm || self.norm_weight_offset != 0.0 {
-            bail!("only Llama-family configs can be written as config.json so far");
+    /// The Hugging Face family this config is: `llama`, `qwen2` (q/k/v biases) or `qwen3`
+    /// (q/k norms).
+    pub fn model_type(&self) -> Result<&'static str> {
+        if self.norm_weight_offset != 0.0 || self.embedding_scale.is_some() {
+            bail!("Gemma-style configs cannot be written as config.json yet");
         }
+        Ok(match (self.qk_norm, self.attention_bias) {
+            (true, _) => "qwen3",
+            (false, true) => "qwen2",
+            (false, false) => "llama",
+        })
+    }
+
+    /// A Hugging Face `config.json` for this config, so that exported checkpoints load anywhere.
+    pub fn to_hf_json(&self) -> Result<String> {
+        let model_type = self.model_type()?;
+        let architecture = match model_type {
+            "qwen3" => "Qwen3ForCausalLM",
+            "qwen2" => "Qwen2ForCausalLM",
+            _ => "LlamaForCausalLM",
+        };
         Ok(serde_json::to_string_pretty(&serde_json::json!({
-            "architectures": ["LlamaForCausalLM"],
-            "model_type": "llama",
+            "architectures": [architecture],
+            "model_type": model_type,
+            "attention_bias": self.attention_bias,
+            "use_sliding_window": false,
             "vocab_size": self.vocab_size,
             "hidden_size": self.hidden_size,
             "intermediate_size": self.intermediate_size,
@@ -106,11 +123,19 @@ impl DecoderConfig {
     /// Parses a Hugging Face `config.json` of the Llama family.
     pub fn from_hf_json(text: &str) -> Result<Self> {
         let raw: HfLlamaConfig = serde_json::from_str(text).context("parsing config.json")?;
-        match raw.model_type.as_deref() {
-            Some("llama") | Some("mistral") | None => {}
+        // Qwen2 always has q/k/v biases (its config has no switch for them); Qwen3 normalises
+        // q and k per head and has biases only if `attention_bias` says so.
+        let (attention_bias, qk_norm) = match raw.model_type.as_deref() {
+            Some("llama") | Some("mistral") | None => (raw.attention_bias.unwrap_or(false), false),
+            Some("qwen2") => (true, false),
+            Some("qwen3") => (raw.attention_bias.unwrap_or(false), true),
             Some(other) => bail!(
-                "config.json: model_type {other:?} is not supported yet (supported: \"llama\")"
+                "config.json: model_type {other:?} is not supported yet (supported: \"llama\", \
+                 \"qwen2\", \"qwen3\")"
             ),
+        };
+        if raw.use_sliding_window == Some(true) {
+            bail!("config.json: use_sliding_window = true is not supported (set it to false)");
         }
         if let Some(act) = raw.hidden_act.as_deref() {
             if act != "silu" {
@@ -136,8 +161,8 @@ impl DecoderConfig {
             max_position_embeddings: raw.max_position_embeddings.unwrap_or(4096),
             tie_word_embeddings: raw.tie_word_embeddings.unwrap_or(false),
             activation: Activation::Silu,
-            attention_bias: raw.attention_bias.unwrap_or(false),
-            qk_norm: false,
+            attention_bias,
+            qk_norm,
             norm_weight_offset: 0.0,
             embedding_scale: None,
         };
@@ -163,6 +188,7 @@ struct HfLlamaConfig {
     hidden_act: Option<String>,
     attention_bias: Option<bool>,
     rope_scaling: Option<serde_json::Value>,
+    use_sliding_window: Option<bool>,
 }
 
 #[cfg(test)]
@@ -183,6 +209,22 @@ mod tests {
         let bad = json.replace("\"silu\"", "\"relu\"");
         let err = DecoderConfig::from_hf_json(&bad).unwrap_err().to_string();
         assert!(err.contains("hidden_act") && err.contains("relu"), "{err}");
+
+        for family in ["qwen2", "qwen3"] {
+            let q = json.replace("\"llama\"", &format!("\"{family}\""));
+            let cfg = DecoderConfig::from_hf_json(&q).unwrap();
+            assert_eq!(cfg.model_type().unwrap(), family);
+            let back = DecoderConfig::from_hf_json(&cfg.to_hf_json().unwrap()).unwrap();
+            assert_eq!(
+                (back.attention_bias, back.qk_norm),
+                (cfg.attention_bias, cfg.qk_norm)
+            );
+        }
+        let sliding = json.replace("\"llama\"", "\"qwen2\",\"use_sliding_window\":true");
+        let err = DecoderConfig::from_hf_json(&sliding)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("use_sliding_window"), "{err}");
 
         let bad = json.replace("\"llama\"", "\"falcon\"");
         let err = DecoderConfig::from_hf_json(&bad).unwrap_err().to_string();
