@@ -37,9 +37,7 @@ pub(crate) fn checkpointed_block(
         cfg: cfg.clone(),
         block: block.clone(),
         x: x.detach(),
-        cos: inputs.cos.detach(),
-        sin: inputs.sin.detach(),
-        mask: inputs.mask.detach(),
+        inputs: inputs.detach(),
         sink: sink.clone(),
     };
     x.apply_op1(op)
@@ -49,20 +47,13 @@ struct CheckpointedBlock {
     cfg: DecoderConfig,
     block: Arc<Block>,
     x: Tensor,
-    cos: Tensor,
-    sin: Tensor,
-    mask: Tensor,
+    inputs: BlockInputs,
     sink: GradSink,
 }
 
 impl CheckpointedBlock {
     fn run(&self, x: &Tensor) -> Result<Tensor> {
-        let inputs = BlockInputs {
-            cos: &self.cos,
-            sin: &self.sin,
-            mask: &self.mask,
-        };
-        block_forward(&self.cfg, &self.block, x, &inputs, None)
+        block_forward(&self.cfg, &self.block, x, &self.inputs, None)
     }
 }
 

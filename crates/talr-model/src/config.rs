@@ -36,6 +36,32 @@ pub struct DecoderConfig {
     pub norm_weight_offset: f64,
     /// Multiplies the token embeddings (Gemma: sqrt(hidden_size)).
     pub embedding_scale: Option<f64>,
+    /// Gemma3's layer structure, when this is a Gemma3 config.
+    #[serde(default)]
+    pub gemma: Option<GemmaLayers>,
+}
+
+/// What Gemma3 adds to the Llama block: norms after attention and after the MLP (besides the
+/// norms before them), queries scaled by `query_pre_attn_scalar`^-1/2, and interleaved
+/// sliding-window layers with their own rope base.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GemmaLayers {
+    pub query_pre_attn_scalar: f64,
+    /// A sliding layer's query sees itself and the `sliding_window - 1` keys before it (as in
+    /// Hugging Face's Gemma3).
+    pub sliding_window: usize,
+    /// Layer i is global when (i + 1) is a multiple of this; the others slide.
+    pub sliding_window_pattern: usize,
+    /// Rope base of the sliding layers (`rope_theta` is the global layers').
+    pub rope_local_theta: f64,
+    /// Linear rope scaling of the global layers (`rope_scaling: {rope_type: linear}`).
+    pub rope_linear_factor: Option<f64>,
+}
+
+impl GemmaLayers {
+    pub fn is_sliding(&self, layer: usize) -> bool {
+        self.sliding_window_pattern > 0 && !(layer + 1).is_multiple_of(self.sliding_window_pattern)
+    }
 }
 
 impl DecoderConfig {
@@ -75,14 +101,45 @@ impl DecoderConfig {
             qk_norm: false,
             norm_weight_offset: 0.0,
             embedding_scale: None,
+            gemma: None,
+        }
+    }
+
+    /// A tiny Gemma3-style config: sandwich norms, (1 + w) norm weights, scaled embeddings,
+    /// GELU-tanh, q/k norms, and layers alternating sliding (window 4) and global.
+    pub fn tiny_gemma3(vocab_size: usize) -> Self {
+        Self {
+            num_layers: 4,
+            // One KV head, as Gemma3-1B has (and as candle's reference needs to cache
+            // non-flash attention).
+            num_kv_heads: 1,
+            head_dim: 16,
+            activation: Activation::GeluTanh,
+            qk_norm: true,
+            norm_weight_offset: 1.0,
+            embedding_scale: Some((32f64).sqrt()),
+            tie_word_embeddings: true,
+            rope_theta: 1_000_000.0,
+            rms_norm_eps: 1e-6,
+            gemma: Some(GemmaLayers {
+                query_pre_attn_scalar: 16.0,
+                sliding_window: 4,
+                sliding_window_pattern: 2,
+                rope_local_theta: 10_000.0,
+                rope_linear_factor: None,
+            }),
+            ..Self::tiny_llama(vocab_size)
         }
     }
 
     /// The Hugging Face family this config is: `llama`, `qwen2` (q/k/v biases) or `qwen3`
     /// (q/k norms).
     pub fn model_type(&self) -> Result<&'static str> {
+        if self.gemma.is_some() {
+            return Ok("gemma3_text");
+        }
         if self.norm_weight_offset != 0.0 || self.embedding_scale.is_some() {
-            bail!("Gemma-style configs cannot be written as config.json yet");
+            bail!("a config with Gemma-style norms but no Gemma3 layers has no config.json form");
         }
         Ok(match (self.qk_norm, self.attention_bias) {
             (true, _) => "qwen3",
@@ -94,6 +151,33 @@ impl DecoderConfig {
     /// A Hugging Face `config.json` for this config, so that exported checkpoints load anywhere.
     pub fn to_hf_json(&self) -> Result<String> {
         let model_type = self.model_type()?;
+        if let Some(g) = &self.gemma {
+            return Ok(serde_json::to_string_pretty(&serde_json::json!({
+                "architectures": ["Gemma3ForCausalLM"],
+                "model_type": "gemma3_text",
+                "vocab_size": self.vocab_size,
+                "hidden_size": self.hidden_size,
+                "intermediate_size": self.intermediate_size,
+                "num_hidden_layers": self.num_layers,
+                "num_attention_heads": self.num_heads,
+                "num_key_value_heads": self.num_kv_heads,
+                "head_dim": self.head_dim,
+                "rope_theta": self.rope_theta,
+                "rope_local_base_freq": g.rope_local_theta,
+                "rope_scaling": g.rope_linear_factor.map(|f| serde_json::json!({"rope_type": "linear", "factor": f})),
+                "rms_norm_eps": self.rms_norm_eps,
+                "max_position_embeddings": self.max_position_embeddings,
+                "query_pre_attn_scalar": g.query_pre_attn_scalar,
+                "sliding_window": g.sliding_window,
+                "sliding_window_pattern": g.sliding_window_pattern,
+                "hidden_activation": "gelu_pytorch_tanh",
+                "final_logit_softcapping": null,
+                "attn_logit_softcapping": null,
+                "attention_bias": false,
+                "tie_word_embeddings": self.tie_word_embeddings,
+                "torch_dtype": "float32",
+            }))?);
+        }
         let architecture = match model_type {
             "qwen3" => "Qwen3ForCausalLM",
             "qwen2" => "Qwen2ForCausalLM",
@@ -122,7 +206,14 @@ impl DecoderConfig {
 
     /// Parses a Hugging Face `config.json` of the Llama family.
     pub fn from_hf_json(text: &str) -> Result<Self> {
-        let raw: HfLlamaConfig = serde_json::from_str(text).context("parsing config.json")?;
+        let value: serde_json::Value = serde_json::from_str(text).context("parsing config.json")?;
+        match value["model_type"].as_str() {
+            Some("gemma3_text") => return gemma3_from_json(&value),
+            // The multimodal Gemma3 checkpoints nest the language model's config.
+            Some("gemma3") => return gemma3_from_json(&value["text_config"]),
+            _ => {}
+        }
+        let raw: HfLlamaConfig = serde_json::from_value(value).context("parsing config.json")?;
         // Qwen2 always has q/k/v biases (its config has no switch for them); Qwen3 normalises
         // q and k per head and has biases only if `attention_bias` says so.
         let (attention_bias, qk_norm) = match raw.model_type.as_deref() {
@@ -165,10 +256,87 @@ impl DecoderConfig {
             qk_norm,
             norm_weight_offset: 0.0,
             embedding_scale: None,
+            gemma: None,
         };
         cfg.validate()?;
         Ok(cfg)
     }
+}
+
+/// Gemma3's text config, with the defaults Hugging Face's `Gemma3TextConfig` uses for keys a
+/// checkpoint leaves out.
+fn gemma3_from_json(v: &serde_json::Value) -> Result<DecoderConfig> {
+    if !v.is_object() {
+        bail!("config.json: a gemma3 config needs a `text_config` object");
+    }
+    let num = |key: &str, default: Option<f64>| -> Result<f64> {
+        match (v.get(key).and_then(|x| x.as_f64()), default) {
+            (Some(x), _) => Ok(x),
+            (None, Some(d)) => Ok(d),
+            (None, None) => bail!("config.json: missing `{key}`"),
+        }
+    };
+    let int =
+        |key: &str, default: Option<f64>| -> Result<usize> { Ok(num(key, default)? as usize) };
+    let act = v
+        .get("hidden_activation")
+        .and_then(|a| a.as_str())
+        .unwrap_or("gelu_pytorch_tanh");
+    if act != "gelu_pytorch_tanh" && act != "gelu_tanh" {
+        bail!("config.json: hidden_activation {act:?} is not supported for gemma3 (expected \"gelu_pytorch_tanh\")");
+    }
+    for key in ["final_logit_softcapping", "attn_logit_softcapping"] {
+        if v.get(key).is_some_and(|x| !x.is_null()) {
+            bail!("config.json: {key} is not supported (Gemma3 checkpoints set it to null)");
+        }
+    }
+    let rope_linear_factor = match v.get("rope_scaling") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(r) if r["rope_type"].as_str().or(r["type"].as_str()) == Some("linear") => Some(
+            r["factor"]
+                .as_f64()
+                .context("config.json: rope_scaling.factor must be a number")?,
+        ),
+        Some(r) => {
+            bail!("config.json: rope_scaling {r} is not supported (only rope_type \"linear\")")
+        }
+    };
+    let hidden_size = int("hidden_size", None)?;
+    let num_heads = int("num_attention_heads", Some(8.0))?;
+    let head_dim = int("head_dim", Some(256.0))?;
+    let cfg = DecoderConfig {
+        vocab_size: int("vocab_size", Some(262_208.0))?,
+        hidden_size,
+        intermediate_size: int("intermediate_size", None)?,
+        num_layers: int("num_hidden_layers", None)?,
+        num_heads,
+        num_kv_heads: int("num_key_value_heads", Some(num_heads as f64))?,
+        head_dim,
+        rope_theta: num("rope_theta", Some(1_000_000.0))?,
+        rms_norm_eps: num("rms_norm_eps", Some(1e-6))?,
+        max_position_embeddings: int("max_position_embeddings", Some(131_072.0))?,
+        tie_word_embeddings: v
+            .get("tie_word_embeddings")
+            .and_then(|t| t.as_bool())
+            .unwrap_or(true),
+        activation: Activation::GeluTanh,
+        attention_bias: v
+            .get("attention_bias")
+            .and_then(|b| b.as_bool())
+            .unwrap_or(false),
+        qk_norm: true,
+        norm_weight_offset: 1.0,
+        embedding_scale: Some((hidden_size as f64).sqrt()),
+        gemma: Some(GemmaLayers {
+            query_pre_attn_scalar: num("query_pre_attn_scalar", Some(256.0))?,
+            sliding_window: int("sliding_window", Some(4096.0))?,
+            sliding_window_pattern: int("sliding_window_pattern", Some(6.0))?,
+            rope_local_theta: num("rope_local_base_freq", Some(10_000.0))?,
+            rope_linear_factor,
+        }),
+    };
+    cfg.validate()?;
+    Ok(cfg)
 }
 
 #[derive(Deserialize)]

@@ -67,7 +67,14 @@ pub(crate) struct Block {
     o: Linear,
     q_norm: Option<Tensor>,
     k_norm: Option<Tensor>,
+    /// The norm before the MLP (Llama's `post_attention_layernorm`, Gemma3's
+    /// `pre_feedforward_layernorm`).
     post_attention_norm: Tensor,
+    /// Gemma3: norms of the attention output and of the MLP output, before the residual adds.
+    attn_out_norm: Option<Tensor>,
+    mlp_out_norm: Option<Tensor>,
+    /// Gemma3: a sliding-window layer (its own rope base and a banded mask).
+    sliding: bool,
     gate: Linear,
     up: Linear,
     down: Linear,
@@ -84,6 +91,8 @@ pub struct Decoder {
     norm: Tensor,
     lm_head: Option<Tensor>,
     inv_freq: Tensor,
+    /// Rope frequencies of Gemma3's sliding layers.
+    local_inv_freq: Option<Tensor>,
     device: Device,
 }
 
@@ -106,6 +115,10 @@ pub fn parameter_names(cfg: &DecoderConfig) -> Vec<String> {
             names.push(format!("{p}.self_attn.k_norm.weight"));
         }
         names.push(format!("{p}.post_attention_layernorm.weight"));
+        if cfg.gemma.is_some() {
+            names.push(format!("{p}.pre_feedforward_layernorm.weight"));
+            names.push(format!("{p}.post_feedforward_layernorm.weight"));
+        }
         for proj in ["gate_proj", "up_proj", "down_proj"] {
             names.push(format!("{p}.mlp.{proj}.weight"));
         }
@@ -187,8 +200,10 @@ impl Decoder {
     pub fn new(config: DecoderConfig, weights: &WeightMap) -> Result<Self> {
         config.validate()?;
         let get = |name: &str| -> Result<Tensor> {
+            // Multimodal Gemma3 checkpoints keep the language model under `language_model.`.
             let t = weights
                 .get(name)
+                .or_else(|| weights.get(&format!("language_model.{name}")))
                 .with_context(|| format!("weights have no tensor `{name}`"))?;
             let want = shape_of(&config, name);
             anyhow::ensure!(
@@ -206,6 +221,7 @@ impl Decoder {
             };
             Ok(Linear::new(get(&format!("{p}.weight"))?, b))
         };
+        let gemma = config.gemma.is_some();
         let mut blocks = Vec::with_capacity(config.num_layers);
         for i in 0..config.num_layers {
             let p = format!("model.layers.{i}");
@@ -224,7 +240,18 @@ impl Decoder {
                     .qk_norm
                     .then(|| get(&format!("{p}.self_attn.k_norm.weight")))
                     .transpose()?,
-                post_attention_norm: get(&format!("{p}.post_attention_layernorm.weight"))?,
+                post_attention_norm: if gemma {
+                    get(&format!("{p}.pre_feedforward_layernorm.weight"))?
+                } else {
+                    get(&format!("{p}.post_attention_layernorm.weight"))?
+                },
+                attn_out_norm: gemma
+                    .then(|| get(&format!("{p}.post_attention_layernorm.weight")))
+                    .transpose()?,
+                mlp_out_norm: gemma
+                    .then(|| get(&format!("{p}.post_feedforward_layernorm.weight")))
+                    .transpose()?,
+                sliding: config.gemma.as_ref().is_some_and(|g| g.is_sliding(i)),
                 gate: linear(&format!("{p}.mlp.gate_proj"), false)?,
                 up: linear(&format!("{p}.mlp.up_proj"), false)?,
                 down: linear(&format!("{p}.mlp.down_proj"), false)?,
@@ -233,13 +260,24 @@ impl Decoder {
         let embed = get("model.embed_tokens.weight")?;
         let device = embed.device().clone();
         let half = config.head_dim / 2;
-        let inv_freq: Vec<f32> = (0..half)
-            .map(|i| {
-                1.0 / config
-                    .rope_theta
-                    .powf(2.0 * i as f64 / config.head_dim as f64) as f32
-            })
-            .collect();
+        let frequencies = |theta: f64, scale: f64| -> Vec<f32> {
+            (0..half)
+                .map(|i| {
+                    (1.0 / (theta.powf(2.0 * i as f64 / config.head_dim as f64) * scale)) as f32
+                })
+                .collect()
+        };
+        let global_scale = config
+            .gemma
+            .as_ref()
+            .and_then(|g| g.rope_linear_factor)
+            .unwrap_or(1.0);
+        let inv_freq = frequencies(config.rope_theta, global_scale);
+        let local_inv_freq = config
+            .gemma
+            .as_ref()
+            .map(|g| Tensor::from_vec(frequencies(g.rope_local_theta, 1.0), half, &device))
+            .transpose()?;
         Ok(Self {
             lm_head: if config.tie_word_embeddings {
                 None
@@ -248,6 +286,7 @@ impl Decoder {
             },
             norm: get("model.norm.weight")?,
             inv_freq: Tensor::from_vec(inv_freq, half, &device)?,
+            local_inv_freq,
             embed,
             blocks,
             checkpointed_blocks: 0,
@@ -281,10 +320,20 @@ impl Decoder {
         for (i, b) in self.blocks.iter().enumerate() {
             let p = format!("model.layers.{i}");
             put(format!("{p}.input_layernorm.weight"), &b.input_norm)?;
-            put(
-                format!("{p}.post_attention_layernorm.weight"),
-                &b.post_attention_norm,
-            )?;
+            match (&b.attn_out_norm, &b.mlp_out_norm) {
+                (Some(attn_out), Some(mlp_out)) => {
+                    put(format!("{p}.post_attention_layernorm.weight"), attn_out)?;
+                    put(
+                        format!("{p}.pre_feedforward_layernorm.weight"),
+                        &b.post_attention_norm,
+                    )?;
+                    put(format!("{p}.post_feedforward_layernorm.weight"), mlp_out)?;
+                }
+                _ => put(
+                    format!("{p}.post_attention_layernorm.weight"),
+                    &b.post_attention_norm,
+                )?,
+            }
             if let (Some(qn), Some(kn)) = (&b.q_norm, &b.k_norm) {
                 put(format!("{p}.self_attn.q_norm.weight"), qn)?;
                 put(format!("{p}.self_attn.k_norm.weight"), kn)?;
@@ -341,11 +390,15 @@ impl Decoder {
     }
 
     /// cos/sin tables of shape (batch, seq, head_dim/2) for per-row positions (u32, (batch, seq)).
-    fn rope_tables(&self, positions: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
+    fn rope_tables(
+        &self,
+        positions: &Tensor,
+        inv_freq: &Tensor,
+    ) -> candle_core::Result<(Tensor, Tensor)> {
         let angles = positions
             .to_dtype(DType::F32)?
             .unsqueeze(D::Minus1)?
-            .broadcast_mul(&self.inv_freq.reshape((1, 1, ()))?)?;
+            .broadcast_mul(&inv_freq.reshape((1, 1, ()))?)?;
         let dtype = self.embed.dtype();
         Ok((
             angles.cos()?.to_dtype(dtype)?,
@@ -375,14 +428,21 @@ impl Decoder {
         if let Some(scale) = cfg.embedding_scale {
             x = (x * scale)?;
         }
-        let (cos, sin) = self.rope_tables(positions)?;
+        let (cos, sin) = self.rope_tables(positions, &self.inv_freq)?;
         let mask = mask.to_dtype(x.dtype())?;
+        let local = match (&self.local_inv_freq, &cfg.gemma) {
+            (Some(freq), Some(g)) => {
+                let (cos, sin) = self.rope_tables(positions, freq)?;
+                let mask = sliding_mask(&mask, g.sliding_window)?;
+                Some(RopeAndMask { cos, sin, mask })
+            }
+            _ => None,
+        };
+        let inputs = BlockInputs {
+            global: RopeAndMask { cos, sin, mask },
+            local,
+        };
         for (i, block) in self.blocks.iter().enumerate() {
-            let inputs = BlockInputs {
-                cos: &cos,
-                sin: &sin,
-                mask: &mask,
-            };
             x = match cache.as_deref_mut() {
                 Some(c) => block_forward(cfg, block, &x, &inputs, Some(&mut c[i]))?,
                 None if i < self.checkpointed_blocks => {
@@ -408,11 +468,47 @@ impl Decoder {
     }
 }
 
-/// What every block of one forward pass shares.
-pub(crate) struct BlockInputs<'a> {
-    pub cos: &'a Tensor,
-    pub sin: &'a Tensor,
-    pub mask: &'a Tensor,
+/// Rope tables and the additive attention mask one kind of layer uses.
+#[derive(Clone)]
+pub(crate) struct RopeAndMask {
+    pub cos: Tensor,
+    pub sin: Tensor,
+    pub mask: Tensor,
+}
+
+/// What every block of one forward pass shares: the global layers' rope and mask, and Gemma3's
+/// sliding layers' own.
+#[derive(Clone)]
+pub(crate) struct BlockInputs {
+    pub global: RopeAndMask,
+    pub local: Option<RopeAndMask>,
+}
+
+impl BlockInputs {
+    pub fn detach(&self) -> Self {
+        let d = |r: &RopeAndMask| RopeAndMask {
+            cos: r.cos.detach(),
+            sin: r.sin.detach(),
+            mask: r.mask.detach(),
+        };
+        Self {
+            global: d(&self.global),
+            local: self.local.as_ref().map(d),
+        }
+    }
+}
+
+/// `mask` (batch, 1, 1, seq, keys) further restricted to a band: the query at key index
+/// past + i sees keys j with past + i − j < `window`.
+fn sliding_mask(mask: &Tensor, window: usize) -> candle_core::Result<Tensor> {
+    let (seq, keys) = (mask.dim(3)?, mask.dim(4)?);
+    let past = keys - seq;
+    let band: Vec<f32> = (0..seq)
+        .flat_map(|i| (0..keys).map(move |j| if past + i >= j + window { MASKED } else { 0.0 }))
+        .collect();
+    let band =
+        Tensor::from_vec(band, (1, 1, 1, seq, keys), mask.device())?.to_dtype(mask.dtype())?;
+    mask.broadcast_minimum(&band)
 }
 
 fn norm(cfg: &DecoderConfig, x: &Tensor, w: &Tensor) -> candle_core::Result<Tensor> {
@@ -426,7 +522,11 @@ pub(crate) fn block_forward(
     inputs: &BlockInputs,
     cache: Option<&mut KvCache>,
 ) -> candle_core::Result<Tensor> {
-    let BlockInputs { cos, sin, mask } = *inputs;
+    let layer = match (&inputs.local, blk.sliding) {
+        (Some(local), true) => local,
+        _ => &inputs.global,
+    };
+    let RopeAndMask { cos, sin, mask } = layer;
     {
         let (b, t, _) = x.dims3()?;
         let (h, kvh, hd) = (cfg.num_heads, cfg.num_kv_heads, cfg.head_dim);
@@ -448,11 +548,18 @@ pub(crate) fn block_forward(
             Some(c) => c.append(&k, &v)?,
             None => (k, v),
         };
-        let scale = 1.0 / (hd as f64).sqrt();
+        let scale = match &cfg.gemma {
+            Some(g) => 1.0 / g.query_pre_attn_scalar.sqrt(),
+            None => 1.0 / (hd as f64).sqrt(),
+        };
         let attn = ops::attention(&q, &k, &v, mask, scale)?
             .transpose(1, 2)?
             .reshape((b, t, h * hd))?;
-        let x = (x + blk.o.forward(&attn)?)?;
+        let mut attn_out = blk.o.forward(&attn)?;
+        if let Some(w) = &blk.attn_out_norm {
+            attn_out = norm(cfg, &attn_out, w)?;
+        }
+        let x = (x + attn_out)?;
 
         let hn = norm(cfg, &x, &blk.post_attention_norm)?;
         let gate = blk.gate.forward(&hn)?;
@@ -461,7 +568,10 @@ pub(crate) fn block_forward(
             Activation::Silu => ops::silu_mul(&gate, &up)?,
             Activation::GeluTanh => (gate.gelu()? * up)?,
         };
-        let mlp = blk.down.forward(&hidden)?;
+        let mut mlp = blk.down.forward(&hidden)?;
+        if let Some(w) = &blk.mlp_out_norm {
+            mlp = norm(cfg, &mlp, w)?;
+        }
         x + mlp
     }
 }

@@ -80,6 +80,7 @@ pub fn load_gguf(path: &Path, device: &Device) -> Result<GgufModel> {
         qk_norm: false,
         norm_weight_offset: 0.0,
         embedding_scale: None,
+        gemma: None,
     };
     config.validate()?;
 
