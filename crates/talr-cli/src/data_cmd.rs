@@ -17,7 +17,8 @@ enum TargetStyle {
 pub struct DataArgs {
     /// Where the examples come from: medcalc-synth[=SEED] (the template generator),
     /// medcalc=CSV (a MedCalc-Bench file), medcalc-template=CSV (its Template rows),
-    /// gsm8k=JSONL or gsm8k-100 (reference solutions as targets).
+    /// gsm8k=JSONL or gsm8k-100 (reference solutions as targets), esci[=DIR] (the train split,
+    /// a stratified sample of --limit examples; CoT reads a `rationale` column).
     #[arg(long)]
     source: String,
     #[arg(long, value_enum, default_value = "label-only")]
@@ -71,6 +72,19 @@ pub fn run(args: DataArgs) -> Result<()> {
         examples.extend(medcalc_examples(&rows, style, args.csv.as_deref())?);
     } else if let Some(rows) = medcalc_rows(name, source)? {
         examples.extend(medcalc_examples(&rows, style, args.csv.as_deref())?);
+    } else if name == "esci" {
+        let cot = matches!(style, Style::Cot);
+        for e in talr_evals::catalog::esci_examples(source, "train", args.limit, cot)? {
+            let (system, user) = talr_evals::esci::prompt(&e, cot);
+            examples.push(serde_json::json!({
+                "id": e.example_id,
+                "messages": [
+                    {"role": "system", "content": system},
+                    {"role": "user", "content": user},
+                ],
+                "target": talr_evals::esci::target(&e, cot),
+            }));
+        }
     } else if name == "gsm8k" || name == "gsm8k-100" {
         let path = match (source, name) {
             (Some(s), _) => resolve_source(s)?,
@@ -87,7 +101,7 @@ pub fn run(args: DataArgs) -> Result<()> {
     } else {
         bail!(
             "--source {}: expected medcalc-synth[=SEED], medcalc=CSV, medcalc-template=CSV, \
-             gsm8k=JSONL or gsm8k-100",
+             gsm8k=JSONL, gsm8k-100 or esci[=DIR]",
             args.source
         );
     }

@@ -14,6 +14,8 @@
 //! | `medcalc-template` | the same rows of Note Type `Template` only                    |
 //! | `medcalc-synth`| the template generator's test set (seed 1000, 20 per calculator)   |
 //!
+//! | `esci`         | `$TALR_DATA_DIR/esci/` (the two official parquet files): locale us, small version, test split, a stratified sample of 500 (seed 0) |
+//!
 //! A `-cot` suffix on any MedCalc name (`medcalc-cot`, `medcalc-synth-cot`) uses the
 //! step-by-step prompt instead of the label-only one.
 
@@ -26,7 +28,8 @@ use crate::task::Task;
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
 
-pub const TASK_NAMES: [&str; 8] = [
+pub const TASK_NAMES: [&str; 9] = [
+    "esci",
     "ifeval",
     "ifeval-synth",
     "gsm8k",
@@ -103,6 +106,19 @@ pub fn build_task(spec: &str, jobs: usize) -> Result<Box<dyn Task>> {
     if let Some(task) = medcalc_task(name, source)? {
         return Ok(task);
     }
+    if let Some(base) = name.strip_prefix("esci") {
+        let cot = match base {
+            "" => false,
+            "-cot" => true,
+            _ => bail!("unknown task {name:?} (esci or esci-cot)"),
+        };
+        let examples = esci_examples(source, "test", Some(ESCI_TEST_SAMPLE), cot)?;
+        return Ok(Box::new(crate::esci::EsciTask {
+            name: name.into(),
+            examples,
+            cot,
+        }));
+    }
     let task: Box<dyn Task> = match name {
         "ifeval" => Box::new(IfevalTask {
             name: name.into(),
@@ -175,4 +191,34 @@ fn medcalc_task(name: &str, source: Option<&str>) -> Result<Option<Box<dyn Task>
             style,
         }) as Box<dyn Task>
     }))
+}
+
+pub const ESCI_TEST_SAMPLE: usize = 500;
+
+/// ESCI examples of `split` (locale us, small version), products missing from the products file
+/// skipped with a message; `cot` reads a `rationale` column.
+pub fn esci_examples(
+    source: Option<&str>,
+    split: &str,
+    sample: Option<usize>,
+    cot: bool,
+) -> Result<Vec<crate::esci::Example>> {
+    let dir = match source {
+        Some(s) => resolve_source(s)?,
+        None => default_file("esci", "esci")?,
+    };
+    let filter = crate::esci::Filter {
+        split: split.into(),
+        sample,
+        skip_missing_products: true,
+        rationale_column: cot.then(|| "rationale".to_string()),
+        ..Default::default()
+    };
+    let (examples, skipped) = crate::esci::load(&dir, &filter)?;
+    if skipped > 0 {
+        eprintln!(
+            "esci: skipped {skipped} examples whose product is missing from the products file"
+        );
+    }
+    Ok(examples)
 }

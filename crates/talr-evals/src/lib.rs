@@ -2,6 +2,7 @@
 //! and scoring, plus the shared response-file format.
 
 pub mod catalog;
+pub mod esci;
 pub mod gsm8k;
 pub mod humaneval;
 pub mod ifeval;
