@@ -143,15 +143,34 @@ fn every_method_lowers_the_training_loss_and_exports() {
 #[test]
 fn shipped_method_specs_parse() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments/methods");
-    let mut seen = 0;
+    let mut seen = std::collections::BTreeMap::new();
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "yaml") {
-            TrainConfig::load(&path).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
-            seen += 1;
+            let cfg =
+                TrainConfig::load(&path).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+            let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+            seen.insert(name, cfg);
         }
     }
-    assert_eq!(seen, 7, "sft, talr, dft, flow, l2, lora, wise_ft");
+    for method in ["sft", "talr", "dft", "flow", "l2", "lora", "wise_ft"] {
+        assert!(
+            seen.contains_key(method),
+            "experiments/methods/{method}.yaml is missing"
+        );
+    }
+    // The τ ablation's fixed temperature parses as one.
+    let fixed = &seen["talr_tau_1"].method.token_weighting;
+    assert!(
+        matches!(
+            fixed,
+            talr_methods::TokenWeighting::Talr {
+                tau: talr_methods::token_weighting::Tau::Fixed(t),
+                ..
+            } if *t == 1.0
+        ),
+        "{fixed:?}"
+    );
 }
 
 #[test]
