@@ -9,8 +9,10 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 use talr_evals::catalog::build_task;
 use talr_evals::medcalc::{self, templates, Style};
-use talr_evals::runner::{code_length, evaluate, read_generations, write_json_atomic, EvalOptions};
-use talr_evals::task::{ReferencePair, Task};
+use talr_evals::runner::{
+    code_length, evaluate, generations_as_references, write_json_atomic, EvalOptions,
+};
+use talr_evals::task::Task;
 use talr_model::decoder::random_weights;
 use talr_model::{DecoderConfig, LoadedModel, ModelSource, TextTokenizer, Trainability};
 use talr_train::data::{tokenize, Example, Message};
@@ -106,20 +108,6 @@ fn general_tasks(preset: &Preset) -> Result<Vec<Box<dyn Task>>> {
         .collect()
 }
 
-/// The headline number of a general task's aggregate (what the general average is made of).
-pub fn headline(task: &str, aggregate: &Value) -> Option<f64> {
-    let key = if task.starts_with("ifeval") {
-        "prompt_level_strict_acc"
-    } else if task.starts_with("gsm8k") {
-        "exact_match_flexible"
-    } else if task.starts_with("humaneval") {
-        "pass@1"
-    } else {
-        "accuracy"
-    };
-    aggregate.get(key)?.as_f64()
-}
-
 fn eval_options(preset: &Preset, progress: bool) -> EvalOptions {
     EvalOptions {
         batch_size: preset.generation.batch_size,
@@ -154,14 +142,16 @@ fn evaluate_all(
             .max_new_tokens
             .map(|cap| cap.min(task.max_new_tokens()));
         let doc = evaluate(model, task.as_ref(), dir, &opts)?;
-        if let Some(h) = headline(task.name(), &doc["aggregate"]) {
+        if let Some(h) = talr_analysis::headline(task.name(), &doc["aggregate"]) {
             headlines.push(h);
         }
         general.insert(task.name().into(), doc["aggregate"].clone());
         if preset.general.code_length {
             let refs = match task.references() {
                 Some(r) => r,
-                None => own_replies(&base_dir.join(task.name()).join("generations.jsonl"))?,
+                None => generations_as_references(
+                    &base_dir.join(task.name()).join("generations.jsonl"),
+                )?,
             };
             let cl = code_length(model, &refs, 8, 512)?;
             code_lengths.insert(task.name().into(), json!(cl.nats_per_token));
@@ -175,23 +165,6 @@ fn evaluate_all(
         "general": general,
         "code_length_nats": code_lengths,
     }))
-}
-
-fn own_replies(path: &Path) -> Result<Vec<ReferencePair>> {
-    let mut records = read_generations(path)?;
-    anyhow::ensure!(
-        !records.is_empty(),
-        "{}: no base generations",
-        path.display()
-    );
-    records.sort_by(|a, b| a.id.cmp(&b.id));
-    Ok(records
-        .into_iter()
-        .map(|r| ReferencePair {
-            user_message: r.prompt,
-            response: r.response,
-        })
-        .collect())
 }
 
 pub fn versions() -> Value {

@@ -35,7 +35,9 @@ pub struct CellResult {
     pub raw: Value,
 }
 
-fn headline(task: &str, aggregate: &Value) -> Option<f64> {
+/// The headline metric of a general task's aggregate: what the general average is made of
+/// (IFEval prompt-level strict, GSM8K flexible exact match, HumanEval pass@1, else `accuracy`).
+pub fn headline(task: &str, aggregate: &Value) -> Option<f64> {
     let key = if task.starts_with("ifeval") {
         "prompt_level_strict_acc"
     } else if task.starts_with("gsm8k") {

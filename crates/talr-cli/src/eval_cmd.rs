@@ -4,8 +4,9 @@ use candle_core::Device;
 use clap::Args;
 use std::path::PathBuf;
 use talr_evals::catalog::build_task;
-use talr_evals::runner::{code_length, evaluate, read_generations, write_json_atomic, EvalOptions};
-use talr_evals::task::ReferencePair;
+use talr_evals::runner::{
+    code_length, evaluate, generations_as_references, write_json_atomic, EvalOptions,
+};
 use talr_model::{LoadedModel, ModelSource, Trainability};
 
 #[derive(Args)]
@@ -73,7 +74,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
                 Some(refs) => Some(refs),
                 None if task.name().starts_with("ifeval") => {
                     let base = args.base_generations.as_ref().unwrap_or(&args.out);
-                    Some(own_replies(
+                    Some(generations_as_references(
                         &base.join(task.name()).join("generations.jsonl"),
                     )?)
                 }
@@ -95,23 +96,4 @@ pub fn run(args: EvalArgs) -> Result<()> {
     write_json_atomic(&args.out.join("summary.json"), &doc)?;
     println!("{}", serde_json::to_string_pretty(&doc)?);
     Ok(())
-}
-
-/// Cached generations as (prompt, reply) references, in id order.
-fn own_replies(path: &std::path::Path) -> Result<Vec<ReferencePair>> {
-    let mut records = read_generations(path)?;
-    if records.is_empty() {
-        anyhow::bail!(
-            "{}: no generations to measure code length on",
-            path.display()
-        );
-    }
-    records.sort_by(|a, b| a.id.cmp(&b.id));
-    Ok(records
-        .into_iter()
-        .map(|r| ReferencePair {
-            user_message: r.prompt,
-            response: r.response,
-        })
-        .collect())
 }

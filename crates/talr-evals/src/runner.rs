@@ -232,3 +232,22 @@ pub fn code_length(
         responses: pairs.len(),
     })
 }
+
+/// Cached generations (`generations.jsonl`) as (prompt, reply) references, in id order: the base
+/// model's own IFEval replies for general code length.
+pub fn generations_as_references(path: &Path) -> Result<Vec<ReferencePair>> {
+    let mut records = read_generations(path)?;
+    anyhow::ensure!(
+        !records.is_empty(),
+        "{}: no generations to measure code length on",
+        path.display()
+    );
+    records.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(records
+        .into_iter()
+        .map(|r| ReferencePair {
+            user_message: r.prompt,
+            response: r.response,
+        })
+        .collect())
+}
