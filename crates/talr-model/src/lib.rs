@@ -36,6 +36,7 @@ pub mod config;
 pub mod decoder;
 pub mod generate;
 pub mod logprobs;
+pub mod mask;
 pub mod model;
 pub mod ops;
 pub mod tokenizer;
