@@ -106,7 +106,24 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// The checkout the runner works in. `cargo xtask` sets CARGO_MANIFEST_DIR when it runs the binary,
+/// so that comes first; a binary run by hand looks upwards from the working directory. The path baked
+/// in at compile time is only the last resort: a binary built in another checkout (a shared
+/// CARGO_TARGET_DIR) would otherwise read and write that checkout's experiments and results.
 pub fn repo_root() -> PathBuf {
+    let is_root =
+        |dir: &Path| dir.join("experiments/presets").is_dir() && dir.join("xtask").is_dir();
+    if let Some(manifest) = std::env::var_os("CARGO_MANIFEST_DIR") {
+        let root = Path::new(&manifest).join("..");
+        if is_root(&root) {
+            return root;
+        }
+    }
+    if let Ok(cwd) = std::env::current_dir() {
+        if let Some(root) = cwd.ancestors().find(|dir| is_root(dir)) {
+            return root.to_path_buf();
+        }
+    }
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 

@@ -11,7 +11,7 @@ use talr_evals::medcalc::Style;
 use talr_train::TrainConfig;
 
 pub fn experiments_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../experiments")
+    crate::repo_root().join("experiments")
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
