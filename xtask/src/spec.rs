@@ -215,8 +215,11 @@ pub fn hash_id(value: &serde_json::Value) -> String {
 }
 
 /// Expands grids into cells for every style and seed; identical cells merge.
+/// The grids' cells, each once, in run order: seed by seed, and within a seed the preset's styles
+/// in turn (label-only, the main table, first), methods in grid order, so an interrupted run has
+/// whole tables for the first seed and style rather than scattered cells.
 pub fn expand(preset: &Preset, grids: &[Grid], seeds: &[u64]) -> Result<Vec<Cell>> {
-    let mut cells: BTreeMap<String, Cell> = BTreeMap::new();
+    let mut cells: Vec<Cell> = Vec::new();
     for grid in grids {
         let rates = match grid.learning_rate {
             LrChoice::Small => vec![preset.learning_rates.small],
@@ -230,15 +233,22 @@ pub fn expand(preset: &Preset, grids: &[Grid], seeds: &[u64]) -> Result<Vec<Cell
                         let config = resolve_method(preset, method, lr, seed)
                             .with_context(|| format!("grid {}: method {method}", grid.name))?;
                         let id = hash_id(&cell_key(preset, method, style, &config));
-                        let cell = cells.entry(id.clone()).or_insert_with(|| Cell {
-                            id,
-                            method: method.clone(),
-                            style,
-                            learning_rate: lr,
-                            seed,
-                            config,
-                            grids: Vec::new(),
-                        });
+                        let at = match cells.iter().position(|c| c.id == id) {
+                            Some(at) => at,
+                            None => {
+                                cells.push(Cell {
+                                    id,
+                                    method: method.clone(),
+                                    style,
+                                    learning_rate: lr,
+                                    seed,
+                                    config,
+                                    grids: Vec::new(),
+                                });
+                                cells.len() - 1
+                            }
+                        };
+                        let cell = &mut cells[at];
                         if !cell.grids.contains(&grid.name) {
                             cell.grids.push(grid.name.clone());
                         }
@@ -247,5 +257,43 @@ pub fn expand(preset: &Preset, grids: &[Grid], seeds: &[u64]) -> Result<Vec<Cell
             }
         }
     }
-    Ok(cells.into_values().collect())
+    let style_rank = |style: Style| preset.styles.iter().position(|&s| s == style);
+    let seed_rank = |seed: u64| seeds.iter().position(|&s| s == seed);
+    cells.sort_by_key(|c| (seed_rank(c.seed), style_rank(c.style)));
+    Ok(cells)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_run_seed_by_seed_main_style_first_and_shared_cells_once() {
+        let preset = load_preset("smoke").unwrap();
+        let grids = [load_grid("table2").unwrap(), load_grid("lr_sweep").unwrap()];
+        let cells = expand(&preset, &grids, &[0, 1]).unwrap();
+        // table2: 7 methods; lr_sweep: 3 SFT rates, one of which is table2's SFT cell.
+        let per_style_and_seed = 7 + 2;
+        assert_eq!(cells.len(), per_style_and_seed * 2 * 2);
+        let keys: Vec<(u64, Style)> = cells.iter().map(|c| (c.seed, c.style)).collect();
+        let first = preset.styles[0];
+        assert!(keys[..per_style_and_seed].iter().all(|&k| k == (0, first)));
+        assert!(keys[per_style_and_seed..2 * per_style_and_seed]
+            .iter()
+            .all(|&k| k == (0, preset.styles[1])));
+        assert!(keys[2 * per_style_and_seed..]
+            .iter()
+            .all(|&(seed, _)| seed == 1));
+        let shared: Vec<&Cell> = cells
+            .iter()
+            .filter(|c| c.method == "sft" && c.learning_rate == preset.learning_rates.large)
+            .collect();
+        assert_eq!(shared.len(), 4);
+        assert!(shared.iter().all(|c| c.grids == ["table2", "lr_sweep"]));
+        let mut ids: Vec<&str> = cells.iter().map(|c| c.id.as_str()).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), cells.len());
+        assert_eq!(cells[0].method, "sft", "methods keep the grid's order");
+    }
 }

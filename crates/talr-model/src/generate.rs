@@ -3,12 +3,14 @@
 //! Prompts of different lengths are left-padded into one batch; each row gets its own positions
 //! (counted from its first real token) and an attention bias that hides the padding, so a row
 //! decodes exactly as it would alone. Rows stop independently on an eos id, on a stop string, or
-//! at `max_new_tokens`.
+//! at `max_new_tokens`, and a finished row leaves the batch (its slot of the KV cache is dropped),
+//! so the batch costs what its running rows cost.
 
 use crate::decoder::{attention_bias, Decoder};
 use crate::tokenizer::TextTokenizer;
 use anyhow::{ensure, Result};
 use candle_core::{Tensor, D};
+use candle_nn::kv_cache::KvCache;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -113,12 +115,15 @@ pub fn generate(
         })
         .collect();
 
+    // Batch slot -> row. Rows leave the batch as they finish: on a CPU a decoding step costs about
+    // the same per row whether the row is running or padding, and replies end at very different
+    // lengths.
+    let mut active: Vec<usize> = (0..b).collect();
+    let cache_len = longest + cfg.max_new_tokens;
     for step in 0..cfg.max_new_tokens {
-        let next = pick_tokens(&logits, &cfg.sampling, &mut rows)?;
-        for (row, &tok) in rows.iter_mut().zip(&next) {
-            if row.finish.is_some() {
-                continue;
-            }
+        let next = pick_tokens(&logits, &cfg.sampling, &mut rows, &active)?;
+        for (&i, &tok) in active.iter().zip(&next) {
+            let row = &mut rows[i];
             if !cfg.ignore_eos && tokenizer.eos_ids.contains(&tok) {
                 row.finish = Some(FinishReason::Eos);
                 continue;
@@ -130,25 +135,34 @@ pub fn generate(
                 row.finish = Some(FinishReason::StopString);
             }
         }
-        let running = rows.iter().filter(|r| r.finish.is_none()).count();
-        on_step(running);
-        if running == 0 || step + 1 == cfg.max_new_tokens {
+        let running: Vec<usize> = (0..active.len())
+            .filter(|&slot| rows[active[slot]].finish.is_none())
+            .collect();
+        on_step(running.len());
+        if running.is_empty() || step + 1 == cfg.max_new_tokens {
             break;
         }
-        // Finished rows keep stepping (the batch shape is fixed) on a masked pad token.
-        let mut step_ids = Vec::with_capacity(b);
-        let mut step_pos = Vec::with_capacity(b);
-        for (i, row) in rows.iter().enumerate() {
-            let alive = row.finish.is_none();
-            key_valid[i].push(alive);
-            step_ids.push(if alive { next[i] } else { tokenizer.pad_id });
-            step_pos.push(next_pos[i]);
-            next_pos[i] += 1;
+        if running.len() < active.len() {
+            keep_slots(&mut cache, &running, cache_len)?;
+            key_valid = running
+                .iter()
+                .map(|&slot| std::mem::take(&mut key_valid[slot]))
+                .collect();
+            next_pos = running.iter().map(|&slot| next_pos[slot]).collect();
+            active = running.iter().map(|&slot| active[slot]).collect();
         }
+        let step_ids: Vec<u32> = running.iter().map(|&slot| next[slot]).collect();
+        for valid in key_valid.iter_mut() {
+            valid.push(true);
+        }
+        let n = active.len();
         let past = key_valid[0].len() - 1;
         let mask = attention_bias(&key_valid, past, 1, device)?;
-        let ids_t = Tensor::from_vec(step_ids, (b, 1), device)?;
-        let pos_t = Tensor::from_vec(step_pos, (b, 1), device)?;
+        let ids_t = Tensor::from_vec(step_ids, (n, 1), device)?;
+        let pos_t = Tensor::from_vec(next_pos.clone(), (n, 1), device)?;
+        for pos in next_pos.iter_mut() {
+            *pos += 1;
+        }
         let hidden = decoder.forward_hidden(&ids_t, &pos_t, &mask, Some(&mut cache))?;
         logits = decoder.logits(&hidden.squeeze(1)?)?;
     }
@@ -163,6 +177,29 @@ pub fn generate(
         .collect())
 }
 
+/// Keeps only the given batch slots of every layer's cache (a fresh, smaller cache per layer).
+fn keep_slots(cache: &mut [KvCache], slots: &[usize], max_len: usize) -> Result<()> {
+    let Some(first) = cache.first() else {
+        return Ok(());
+    };
+    let Some(k0) = first.k()? else {
+        return Ok(());
+    };
+    let index: Vec<u32> = slots.iter().map(|&s| s as u32).collect();
+    let index = Tensor::from_vec(index, slots.len(), k0.device())?;
+    for layer in cache.iter_mut() {
+        let (Some(k), Some(v)) = (layer.k()?, layer.v()?) else {
+            continue;
+        };
+        let k = k.contiguous()?.index_select(&index, 0)?;
+        let v = v.contiguous()?.index_select(&index, 0)?;
+        let mut kept = KvCache::new(2, max_len);
+        kept.append(&k, &v)?;
+        *layer = kept;
+    }
+    Ok(())
+}
+
 fn first_stop(text: &str, stops: &[String]) -> Option<usize> {
     stops
         .iter()
@@ -171,7 +208,13 @@ fn first_stop(text: &str, stops: &[String]) -> Option<usize> {
         .min()
 }
 
-fn pick_tokens(logits: &Tensor, sampling: &Sampling, rows: &mut [RowState]) -> Result<Vec<u32>> {
+/// One token per batch slot; `active` maps slots to rows (whose rngs sampling advances).
+fn pick_tokens(
+    logits: &Tensor,
+    sampling: &Sampling,
+    rows: &mut [RowState],
+    active: &[usize],
+) -> Result<Vec<u32>> {
     match sampling {
         Sampling::Greedy => Ok(logits.argmax(D::Minus1)?.to_vec1::<u32>()?),
         Sampling::TopP {
@@ -180,9 +223,9 @@ fn pick_tokens(logits: &Tensor, sampling: &Sampling, rows: &mut [RowState]) -> R
             let all = logits.to_vec2::<f32>()?;
             Ok(all
                 .iter()
-                .zip(rows.iter_mut())
-                .map(|(row_logits, row)| {
-                    let rng = row.rng.as_mut().expect("sampling rows carry an rng");
+                .zip(active)
+                .map(|(row_logits, &i)| {
+                    let rng = rows[i].rng.as_mut().expect("sampling rows carry an rng");
                     sample_top_p(row_logits, *temperature, *top_p, rng)
                 })
                 .collect())

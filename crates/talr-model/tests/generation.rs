@@ -56,6 +56,47 @@ fn tiny_model_batched_generation_equals_single() {
 }
 
 #[test]
+fn rows_that_finish_early_leave_the_batch_without_changing_the_others() {
+    let (mut model, _) = tiny(false, DType::F32, 0.3, Trainability::Frozen);
+    let prompts = ["hi", "a much longer prompt than the first", "mid-sized one"];
+    let ids: Vec<Vec<u32>> = prompts.iter().map(|p| chat_ids(&model, p)).collect();
+    let cfg = GenerationConfig {
+        max_new_tokens: 24,
+        ..Default::default()
+    };
+    // Make a token of the first row's free-running reply (its first new one after step 1) an eos,
+    // so that row ends early while the others (unless they meet the same token) run on.
+    let free = generate(&model.decoder, &model.tokenizer, &ids[..1], &cfg, |_| {}).unwrap();
+    let tokens = &free[0].tokens;
+    let cut = (1..tokens.len())
+        .find(|&k| !tokens[..k].contains(&tokens[k]))
+        .expect("the tiny model repeats one token; pick another seed");
+    model.tokenizer.eos_ids = vec![tokens[cut]];
+    let mut running_per_step = Vec::new();
+    let batched = generate(&model.decoder, &model.tokenizer, &ids, &cfg, |running| {
+        running_per_step.push(running)
+    })
+    .unwrap();
+    assert_eq!(batched[0].tokens, tokens[..cut]);
+    assert!(
+        running_per_step.windows(2).any(|w| w[1] < w[0] && w[1] > 0),
+        "no row left the batch while others ran: {running_per_step:?}"
+    );
+    for (i, p) in ids.iter().enumerate() {
+        let single = generate(
+            &model.decoder,
+            &model.tokenizer,
+            std::slice::from_ref(p),
+            &cfg,
+            |_| {},
+        )
+        .unwrap();
+        assert_eq!(batched[i].tokens, single[0].tokens, "prompt {i}");
+        assert_eq!(batched[i].finish, single[0].finish, "prompt {i}");
+    }
+}
+
+#[test]
 fn stop_strings_and_length_limits_end_rows() {
     let (model, _) = tiny(false, DType::F32, 0.3, Trainability::Frozen);
     let ids = vec![chat_ids(&model, "hello")];
