@@ -120,6 +120,7 @@ pub fn run() -> Result<()> {
         preset: "smoke".into(),
         seeds: None,
         limit: None,
+        styles: Vec::new(),
         jobs: 1,
         shard: None,
         dry_run: false,

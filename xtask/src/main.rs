@@ -58,6 +58,9 @@ pub struct ReproduceArgs {
     /// Items per benchmark (domain test and each general task), overriding the preset.
     #[arg(long)]
     limit: Option<usize>,
+    /// Only these target styles, comma-separated (label-only, cot); default: the preset's.
+    #[arg(long, value_delimiter = ',')]
+    styles: Vec<String>,
     /// Cells run at once.
     #[arg(long, default_value_t = 1)]
     jobs: usize,
@@ -157,6 +160,16 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<PathBuf> {
         preset.seeds = (0..n)
             .map(|i| preset.seeds.get(i).copied().unwrap_or(i as u64))
             .collect();
+    }
+    if !args.styles.is_empty() {
+        preset.styles = args
+            .styles
+            .iter()
+            .map(|s| {
+                serde_json::from_value(serde_json::Value::String(s.clone()))
+                    .map_err(|_| anyhow::anyhow!("--styles {s}: expected label-only or cot"))
+            })
+            .collect::<Result<_>>()?;
     }
     if let Some(limit) = args.limit {
         preset.general.limit = Some(limit);

@@ -214,7 +214,6 @@ pub fn hash_id(value: &serde_json::Value) -> String {
     digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
 }
 
-/// Expands grids into cells for every style and seed; identical cells merge.
 /// The grids' cells, each once, in run order: seed by seed, and within a seed the preset's styles
 /// in turn (label-only, the main table, first), methods in grid order, so an interrupted run has
 /// whole tables for the first seed and style rather than scattered cells.
