@@ -121,6 +121,7 @@ pub fn run() -> Result<()> {
         seeds: None,
         limit: None,
         styles: Vec::new(),
+        methods: Vec::new(),
         jobs: 1,
         shard: None,
         dry_run: false,

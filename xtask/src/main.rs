@@ -61,6 +61,9 @@ pub struct ReproduceArgs {
     /// Only these target styles, comma-separated (label-only, cot); default: the preset's.
     #[arg(long, value_delimiter = ',')]
     styles: Vec<String>,
+    /// Only these methods of the grid, comma-separated (e.g. talr,sft).
+    #[arg(long, value_delimiter = ',')]
+    methods: Vec<String>,
     /// Cells run at once.
     #[arg(long, default_value_t = 1)]
     jobs: usize,
@@ -176,10 +179,20 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<PathBuf> {
         preset.general.limits.clear();
         preset.domain.test_limit = Some(limit);
     }
-    let grids = grid_names(&args.table)?
+    let mut grids = grid_names(&args.table)?
         .iter()
         .map(|g| spec::load_grid(g))
         .collect::<Result<Vec<_>>>()?;
+    if !args.methods.is_empty() {
+        for m in &args.methods {
+            if !grids.iter().any(|g| g.methods.contains(m)) {
+                bail!("--methods {m}: not a method of grid {}", args.table);
+            }
+        }
+        for g in grids.iter_mut() {
+            g.methods.retain(|m| args.methods.contains(m));
+        }
+    }
     let root = args
         .results
         .clone()
@@ -196,12 +209,13 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<PathBuf> {
     }
     let done = |c: &spec::Cell| cell::cell_dir(&root, c).join("result.json").exists();
     if args.dry_run {
-        let finished: Vec<f64> = cells
-            .iter()
-            .filter(|c| done(c))
-            .filter_map(|c| {
-                let text =
-                    std::fs::read_to_string(cell::cell_dir(&root, c).join("result.json")).ok()?;
+        // Every finished cell of this results directory (any grid) informs the estimate.
+        let finished: Vec<f64> = std::fs::read_dir(root.join("cells"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|entry| {
+                let text = std::fs::read_to_string(entry.path().join("result.json")).ok()?;
                 let v: serde_json::Value = serde_json::from_str(&text).ok()?;
                 Some(v["seconds"]["train"].as_f64()? + v["seconds"]["eval"].as_f64()?)
             })
@@ -226,7 +240,7 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<PathBuf> {
             false => {
                 let per = finished.iter().sum::<f64>() / finished.len() as f64;
                 println!(
-                    "{} cells, {todo} to run; about {:.0} min at {:.0} s per cell (mean of finished cells)",
+                    "{} cells, {todo} to run; about {:.0} min at {:.0} s per cell (mean of the finished cells here)",
                     cells.len(),
                     todo as f64 * per / 60.0,
                     per

@@ -437,10 +437,7 @@ impl crate::task::Task for EsciTask {
 
     fn score(&self, responses: &HashMap<String, String>) -> Result<crate::task::Scored> {
         let (agg, items) = score(&self.examples, responses);
-        Ok(crate::task::Scored {
-            aggregate: serde_json::to_value(agg)?,
-            items: serde_json::to_value(items)?,
-        })
+        crate::task::Scored::from_parts(agg, items)
     }
 
     fn truncate(&mut self, n: usize) {

@@ -239,10 +239,7 @@ impl crate::task::Task for Gsm8kTask {
         responses: &std::collections::HashMap<String, String>,
     ) -> Result<crate::task::Scored> {
         let (agg, items) = score(&self.items, responses);
-        Ok(crate::task::Scored {
-            aggregate: serde_json::to_value(agg)?,
-            items: serde_json::to_value(items)?,
-        })
+        crate::task::Scored::from_parts(agg, items)
     }
 
     fn references(&self) -> Option<Vec<crate::task::ReferencePair>> {

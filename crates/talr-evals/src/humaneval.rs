@@ -195,10 +195,7 @@ impl crate::task::Task for HumanevalTask {
 
     fn score(&self, responses: &HashMap<String, String>) -> Result<crate::task::Scored> {
         let (agg, items) = score(&self.problems, responses, &self.sandbox, self.jobs);
-        Ok(crate::task::Scored {
-            aggregate: serde_json::to_value(agg)?,
-            items: serde_json::to_value(items)?,
-        })
+        crate::task::Scored::from_parts(agg, items)
     }
 
     fn references(&self) -> Option<Vec<crate::task::ReferencePair>> {

@@ -21,6 +21,19 @@ pub struct Scored {
     pub items: Value,
 }
 
+impl Scored {
+    /// A benchmark's typed aggregate and per-item results, as the JSON the runner files.
+    pub fn from_parts(
+        aggregate: impl serde::Serialize,
+        items: impl serde::Serialize,
+    ) -> Result<Self> {
+        Ok(Self {
+            aggregate: serde_json::to_value(aggregate)?,
+            items: serde_json::to_value(items)?,
+        })
+    }
+}
+
 pub trait Task: Sync {
     /// The name results are filed under (e.g. `gsm8k`, `ifeval-synth`).
     fn name(&self) -> &str;

@@ -7,7 +7,7 @@ mod common;
 use candle_core::{DType, Device, IndexOp, Tensor};
 use candle_nn::{Activation, VarBuilder};
 use candle_transformers::models::gemma3 as reference;
-use common::max_abs_diff;
+use common::{assert_every_parameter_has_a_gradient, max_abs_diff};
 use std::collections::HashMap;
 use talr_model::decoder::random_weights;
 use talr_model::{DecoderConfig, LoadedModel, TextTokenizer, Trainability};
@@ -135,14 +135,7 @@ fn every_gemma3_parameter_gets_a_gradient() {
     let response: Vec<u32> = (20..30).collect();
     let nll = m.response_nll(&[(prompt, response)]).unwrap();
     let grads = m.backward(&nll.nll.mean_all().unwrap()).unwrap();
-    for (name, var) in &m.vars {
-        let g = grads
-            .get(var.as_tensor())
-            .unwrap_or_else(|| panic!("{name} received no gradient"));
-        let v = g.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        assert!(v.iter().all(|x| x.is_finite()), "{name}: non-finite");
-        assert!(v.iter().any(|&x| x != 0.0), "{name}: all-zero gradient");
-    }
+    assert_every_parameter_has_a_gradient(&m, &grads, "gemma3");
 }
 
 #[test]

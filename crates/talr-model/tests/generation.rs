@@ -4,7 +4,7 @@ mod common;
 
 use candle_core::DType;
 use common::{smollm2_if_cached, tiny};
-use talr_model::generate::{generate, GenerationConfig};
+use talr_model::generate::{generate, Generation, GenerationConfig};
 use talr_model::{ChatMessage, LoadedModel, Trainability};
 
 fn chat_ids(model: &LoadedModel, text: &str) -> Vec<u32> {
@@ -27,21 +27,26 @@ fn batched_equals_single(model: &LoadedModel, prompts: &[&str], max_new_tokens: 
         ..Default::default()
     };
     let batched = generate(&model.decoder, &model.tokenizer, &ids, &cfg, |_| {}).unwrap();
+    assert_each_equals_single(model, &ids, &cfg, &batched);
+}
+
+fn assert_each_equals_single(
+    model: &LoadedModel,
+    ids: &[Vec<u32>],
+    cfg: &GenerationConfig,
+    batched: &[Generation],
+) {
     for (i, p) in ids.iter().enumerate() {
         let single = generate(
             &model.decoder,
             &model.tokenizer,
             std::slice::from_ref(p),
-            &cfg,
+            cfg,
             |_| {},
         )
         .unwrap();
-        assert_eq!(
-            batched[i].tokens, single[0].tokens,
-            "prompt {i} ({:?})",
-            prompts[i]
-        );
-        assert_eq!(batched[i].finish, single[0].finish);
+        assert_eq!(batched[i].tokens, single[0].tokens, "prompt {i}");
+        assert_eq!(batched[i].finish, single[0].finish, "prompt {i}");
     }
 }
 
@@ -82,18 +87,7 @@ fn rows_that_finish_early_leave_the_batch_without_changing_the_others() {
         running_per_step.windows(2).any(|w| w[1] < w[0] && w[1] > 0),
         "no row left the batch while others ran: {running_per_step:?}"
     );
-    for (i, p) in ids.iter().enumerate() {
-        let single = generate(
-            &model.decoder,
-            &model.tokenizer,
-            std::slice::from_ref(p),
-            &cfg,
-            |_| {},
-        )
-        .unwrap();
-        assert_eq!(batched[i].tokens, single[0].tokens, "prompt {i}");
-        assert_eq!(batched[i].finish, single[0].finish, "prompt {i}");
-    }
+    assert_each_equals_single(&model, &ids, &cfg, &batched);
 }
 
 #[test]

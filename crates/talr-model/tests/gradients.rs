@@ -3,7 +3,7 @@
 mod common;
 
 use candle_core::{DType, Tensor};
-use common::tiny;
+use common::{assert_every_parameter_has_a_gradient, tiny};
 use talr_model::logprobs::response_nll;
 use talr_model::Trainability;
 
@@ -33,21 +33,7 @@ fn every_parameter_receives_a_finite_nonzero_gradient() {
     for tied in [false, true] {
         let (model, _) = tiny(tied, DType::F32, 0.1, Trainability::Trainable);
         let grads = loss(&model, 3).backward().unwrap();
-        assert!(!model.vars.is_empty());
-        for (name, var) in &model.vars {
-            let g = grads
-                .get(var.as_tensor())
-                .unwrap_or_else(|| panic!("{name} (tied={tied}) received no gradient"));
-            let v = g.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-            assert!(
-                v.iter().all(|x| x.is_finite()),
-                "{name}: non-finite gradient"
-            );
-            assert!(
-                v.iter().any(|&x| x != 0.0),
-                "{name} (tied={tied}): all-zero gradient"
-            );
-        }
+        assert_every_parameter_has_a_gradient(&model, &grads, &format!("tiny, tied={tied}"));
     }
 }
 

@@ -7,7 +7,7 @@ mod common;
 use candle_core::{DType, Device, IndexOp, Tensor};
 use candle_nn::{Activation, VarBuilder};
 use candle_transformers::models::{qwen2, qwen3};
-use common::max_abs_diff;
+use common::{assert_every_parameter_has_a_gradient, max_abs_diff};
 use std::collections::HashMap;
 use talr_model::decoder::random_weights;
 use talr_model::{DecoderConfig, LoadedModel, TextTokenizer, Trainability};
@@ -160,20 +160,7 @@ fn every_qwen_parameter_gets_a_gradient() {
         let response: Vec<u32> = (10..20).collect();
         let nll = m.response_nll(&[(prompt, response)]).unwrap();
         let grads = m.backward(&nll.nll.mean_all().unwrap()).unwrap();
-        for (name, var) in &m.vars {
-            let g = grads
-                .get(var.as_tensor())
-                .unwrap_or_else(|| panic!("{family:?}: {name} received no gradient"));
-            let v = g.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-            assert!(
-                v.iter().all(|x| x.is_finite()),
-                "{family:?}: {name} non-finite"
-            );
-            assert!(
-                v.iter().any(|&x| x != 0.0),
-                "{family:?}: {name} all-zero gradient"
-            );
-        }
+        assert_every_parameter_has_a_gradient(&m, &grads, &format!("{family:?}"));
     }
 }
 

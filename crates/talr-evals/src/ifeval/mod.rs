@@ -224,10 +224,7 @@ impl crate::task::Task for IfevalTask {
 
     fn score(&self, responses: &HashMap<String, String>) -> Result<crate::task::Scored> {
         let (agg, items) = score(&self.items, responses)?;
-        Ok(crate::task::Scored {
-            aggregate: serde_json::to_value(agg)?,
-            items: serde_json::to_value(items)?,
-        })
+        crate::task::Scored::from_parts(agg, items)
     }
 
     fn truncate(&mut self, n: usize) {

@@ -34,3 +34,27 @@ pub fn smollm2_if_cached() -> Option<LoadedModel> {
 pub fn max_abs_diff(a: &candle_core::Tensor, b: &candle_core::Tensor) -> f32 {
     talr_model::ops::max_abs_diff(a, b).unwrap()
 }
+
+/// Every trainable parameter of `model` has a finite gradient with a non-zero entry in `grads`
+/// (DESIGN.md §4: several candle ops silently drop gradients). `what` names the model in failures.
+pub fn assert_every_parameter_has_a_gradient(
+    model: &LoadedModel,
+    grads: &candle_core::backprop::GradStore,
+    what: &str,
+) {
+    assert!(!model.vars.is_empty(), "{what}: no trainable parameters");
+    for (name, var) in &model.vars {
+        let g = grads
+            .get(var.as_tensor())
+            .unwrap_or_else(|| panic!("{what}: {name} received no gradient"));
+        let v = g.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert!(
+            v.iter().all(|x| x.is_finite()),
+            "{what}: {name} non-finite gradient"
+        );
+        assert!(
+            v.iter().any(|&x| x != 0.0),
+            "{what}: {name} all-zero gradient"
+        );
+    }
+}
