@@ -373,27 +373,18 @@ pub fn draw_all(root: &Path, out: &Path) -> Result<Vec<PathBuf>> {
     )?);
 
     // Code-length drift vs learning rate, with Theorem 3.1's fit.
-    let base_cl: BTreeMap<String, f64> = results
-        .iter()
-        .filter(|r| r.is_base())
-        .flat_map(|r| r.code_length.clone())
-        .collect();
+    let base_cl = crate::base_code_lengths(&results);
     let mut drift = Vec::new();
     for r in &cells {
-        let (Some(lr), Some(first), Some(last)) =
-            (r.learning_rate, r.first_mean_nll, r.last_mean_nll)
-        else {
+        let (Some(lr), Some(first), Some(last), Some(dl)) = (
+            r.learning_rate,
+            r.first_mean_nll,
+            r.last_mean_nll,
+            r.code_length_drift(&base_cl),
+        ) else {
             continue;
         };
-        let deltas: Vec<f64> = r
-            .code_length
-            .iter()
-            .filter_map(|(k, v)| Some(v - base_cl.get(k)?))
-            .collect();
-        if deltas.is_empty() {
-            continue;
-        }
-        drift.push((first - last, lr, mean(deltas.into_iter())));
+        drift.push((first - last, lr, dl));
     }
     let mut series = vec![Series {
         name: "cells".into(),

@@ -107,6 +107,27 @@ impl CellResult {
     pub fn is_base(&self) -> bool {
         self.method == "base"
     }
+
+    /// General code-length drift ΔL: the mean over reference sets of this model's per-token NLL
+    /// minus the base model's (nats/token), the quantity Theorem 3.1 bounds. `None` when no
+    /// reference set was measured for both.
+    pub fn code_length_drift(&self, base: &BTreeMap<String, f64>) -> Option<f64> {
+        let deltas: Vec<f64> = self
+            .code_length
+            .iter()
+            .filter_map(|(task, nll)| Some(nll - base.get(task)?))
+            .collect();
+        (!deltas.is_empty()).then(|| deltas.iter().sum::<f64>() / deltas.len() as f64)
+    }
+}
+
+/// The base model's code length per reference set (the same for every style).
+pub fn base_code_lengths(results: &[CellResult]) -> BTreeMap<String, f64> {
+    results
+        .iter()
+        .filter(|r| r.is_base())
+        .flat_map(|r| r.code_length.clone())
+        .collect()
 }
 
 /// Every result under `root`: `base/result-*.json` and `cells/*/result.json`.

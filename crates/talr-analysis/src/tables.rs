@@ -38,6 +38,8 @@ pub struct Row {
     /// Per style: (domain, general, average).
     pub cols: BTreeMap<String, (Estimate, Estimate, Estimate)>,
     pub paper: Option<(f64, f64)>,
+    /// Per style: general code-length drift ΔL against the base model (nats/token).
+    pub drift: BTreeMap<String, Estimate>,
 }
 
 /// Rows for `grid`: its cells grouped by (method, rate), plus the base model.
@@ -55,10 +57,22 @@ pub fn grid_rows(results: &[CellResult], grid: &str) -> Vec<Row> {
             .or_insert_with(|| (r.method.clone(), r.learning_rate, BTreeMap::new()));
         e.2.entry(r.style.clone()).or_default().push(r);
     }
+    let base_cl = crate::base_code_lengths(results);
     groups
         .into_values()
         .map(|(method, lr, by_style)| Row {
             paper: paper_reference(grid, &method),
+            drift: by_style
+                .iter()
+                .filter_map(|(style, rs)| {
+                    let dl: Option<Vec<f64>> = rs
+                        .iter()
+                        .filter(|r| !r.is_base())
+                        .map(|r| r.code_length_drift(&base_cl))
+                        .collect();
+                    Some((style.clone(), estimate(&dl?))).filter(|(_, e)| e.n > 0)
+                })
+                .collect(),
             cols: by_style
                 .into_iter()
                 .map(|(style, rs)| {
@@ -133,16 +147,40 @@ pub fn markdown(rows: &[Row], grid: &str) -> String {
             None => out.push_str(" – |\n"),
         }
     }
+    if rows.iter().any(|r| !r.drift.is_empty()) {
+        out.push_str("\nGeneral code-length drift ΔL: mean over the general reference sets of per-token NLL minus the base model's (nats/token; Theorem 3.1's quantity, lower keeps more).\n\n| method |");
+        for s in &styles {
+            let _ = write!(out, " {s} ΔL |");
+        }
+        out.push_str("\n|---|");
+        out.push_str(&"---|".repeat(styles.len()));
+        out.push('\n');
+        for r in rows.iter().filter(|r| !r.drift.is_empty()) {
+            let _ = write!(out, "| {} |", label(r));
+            for s in &styles {
+                match r.drift.get(s) {
+                    Some(e) if e.n > 1 => {
+                        let _ = write!(out, " {:+.3} [{:+.3}, {:+.3}] |", e.mean, e.lo, e.hi);
+                    }
+                    Some(e) => {
+                        let _ = write!(out, " {:+.3} |", e.mean);
+                    }
+                    None => out.push_str(" – |"),
+                }
+            }
+            out.push('\n');
+        }
+    }
     out
 }
 
 pub fn csv(rows: &[Row]) -> String {
-    let mut out = String::from("method,learning_rate,style,domain,domain_lo,domain_hi,general,general_lo,general_hi,average,seeds,paper_domain,paper_general\n");
+    let mut out = String::from("method,learning_rate,style,domain,domain_lo,domain_hi,general,general_lo,general_hi,average,seeds,paper_domain,paper_general,code_length_drift\n");
     for r in rows {
         for (s, (d, g, a)) in &r.cols {
             let _ = writeln!(
                 out,
-                "{},{},{s},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{},{},{}",
+                "{},{},{s},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{},{},{},{}",
                 r.method,
                 r.learning_rate.map_or(String::new(), |l| format!("{l:e}")),
                 d.mean,
@@ -155,6 +193,9 @@ pub fn csv(rows: &[Row]) -> String {
                 d.n,
                 r.paper.map_or(String::new(), |p| p.0.to_string()),
                 r.paper.map_or(String::new(), |p| p.1.to_string()),
+                r.drift
+                    .get(s)
+                    .map_or(String::new(), |e| format!("{:.6}", e.mean)),
             );
         }
     }
@@ -220,4 +261,59 @@ pub fn write_grid_tables(results: &[CellResult], grid: &str, root: &Path) -> Res
         written.push(path);
     }
     Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(method: &str, seed: u64, domain: f64, code_length: [f64; 2]) -> CellResult {
+        CellResult {
+            cell: format!("{method}-{seed}"),
+            method: method.into(),
+            style: "label-only".into(),
+            learning_rate: (method != "base").then_some(1e-4),
+            seed,
+            grids: vec!["table2".into()],
+            domain_accuracy: domain,
+            general_avg: 0.5,
+            general: BTreeMap::new(),
+            code_length: [("gsm8k-100", code_length[0]), ("humaneval", code_length[1])]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+            first_mean_nll: None,
+            last_mean_nll: None,
+            hard_token_share: Vec::new(),
+            raw: serde_json::Value::Null,
+        }
+    }
+
+    #[test]
+    fn rows_average_seeds_and_report_code_length_drift_against_the_base() {
+        let results = [
+            result("base", 0, 0.0, [1.0, 0.5]),
+            result("talr", 0, 0.2, [1.1, 0.6]),
+            result("talr", 1, 0.4, [1.3, 0.6]),
+            result("sft", 0, 0.3, [1.5, 0.9]),
+        ];
+        let rows = grid_rows(&results, "table2");
+        let labels: Vec<String> = rows.iter().map(label).collect();
+        assert_eq!(labels, ["base model", "sft (lr 1e-4)", "talr (lr 1e-4)"]);
+        let talr = &rows[2];
+        let (domain, general, _) = &talr.cols["label-only"];
+        assert!((domain.mean - 0.3).abs() < 1e-12 && domain.n == 2);
+        assert!((general.mean - 0.5).abs() < 1e-12);
+        // Seed 0: (0.1 + 0.1) / 2; seed 1: (0.3 + 0.1) / 2.
+        assert!((talr.drift["label-only"].mean - 0.15).abs() < 1e-12);
+        assert!((rows[1].drift["label-only"].mean - 0.45).abs() < 1e-12);
+        assert!(rows[0].drift.is_empty(), "the base model has no drift");
+
+        let md = markdown(&rows, "table2");
+        assert!(md.contains("| sft (lr 1e-4) | +0.450 |"), "{md}");
+        let csv = csv(&rows);
+        assert!(csv.lines().next().unwrap().ends_with(",code_length_drift"));
+        assert!(csv.contains("talr,1e-4,label-only,0.300000"), "{csv}");
+        assert!(csv.lines().nth(3).unwrap().ends_with(",0.150000"), "{csv}");
+    }
 }
