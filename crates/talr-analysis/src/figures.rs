@@ -57,15 +57,16 @@ fn bounds(series: &[Series]) -> ((f64, f64), (f64, f64)) {
         .iter()
         .flat_map(|s| s.points.iter().copied())
         .collect();
-    let span = |v: Vec<f64>| {
+    let span = |v: Vec<f64>, top: f64| {
         let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
         let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         let pad = ((hi - lo) * 0.08).max(1e-3);
-        (lo - pad, hi + pad)
+        (lo - pad, hi + pad.max((hi - lo) * top))
     };
+    // Headroom above the highest point keeps the legend (upper right) off the data.
     (
-        span(pts.iter().map(|p| p.0).collect()),
-        span(pts.iter().map(|p| p.1).collect()),
+        span(pts.iter().map(|p| p.0).collect(), 0.0),
+        span(pts.iter().map(|p| p.1).collect(), 0.35),
     )
 }
 
