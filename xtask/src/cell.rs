@@ -261,6 +261,9 @@ pub fn run_cell(preset: &Preset, root: &Path, cell: &Cell, progress: bool) -> Re
         stop_after: None,
         progress,
     };
+    // Generations left by an earlier, interrupted attempt came from that attempt's export; this
+    // attempt trains and exports again, so they are discarded rather than mixed with new ones.
+    let _ = std::fs::remove_dir_all(dir.join("eval"));
     let outcome = train(&model, &params, cfg, &data, &dir.join("train"), &opts)
         .with_context(|| format!("training cell {} ({})", cell.id, cell.method))?;
     let merged = dir.join("merged");
