@@ -65,12 +65,12 @@ pub fn grid_rows(results: &[CellResult], grid: &str) -> Vec<Row> {
             drift: by_style
                 .iter()
                 .filter_map(|(style, rs)| {
-                    let dl: Option<Vec<f64>> = rs
+                    let dl = rs
                         .iter()
                         .filter(|r| !r.is_base())
                         .map(|r| r.code_length_drift(&base_cl))
-                        .collect();
-                    Some((style.clone(), estimate(&dl?))).filter(|(_, e)| e.n > 0)
+                        .collect::<Option<Vec<f64>>>()?;
+                    (!dl.is_empty()).then(|| (style.clone(), estimate(&dl)))
                 })
                 .collect(),
             cols: by_style
