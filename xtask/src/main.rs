@@ -221,12 +221,12 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<PathBuf> {
             })
             .collect();
         println!(
-            "{:<14} {:<10} {:<11} {:>10} {:>5}  state",
+            "{:<14} {:<13} {:<11} {:>10} {:>5}  state",
             "cell", "method", "style", "lr", "seed"
         );
         for c in &cells {
             println!(
-                "{:<14} {:<10} {:<11} {:>10.1e} {:>5}  {}",
+                "{:<14} {:<13} {:<11} {:>10.1e} {:>5}  {}",
                 c.id,
                 c.method,
                 cell::style_name(c.style),

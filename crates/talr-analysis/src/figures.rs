@@ -168,6 +168,17 @@ fn per_rate(results: &[CellResult], method: &str, style: &str) -> Vec<(f64, f64,
         .collect()
 }
 
+/// A horizontal reference line at `y` across the x values given.
+fn flat(name: String, xs: &[f64], y: f64) -> Series {
+    let lo = xs.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    Series {
+        name,
+        points: vec![(lo, y), (hi, y)],
+        line: true,
+    }
+}
+
 fn styles(results: &[CellResult]) -> Vec<String> {
     let mut s: Vec<String> = results.iter().map(|r| r.style.clone()).collect();
     s.sort();
@@ -206,10 +217,16 @@ pub fn draw_all(root: &Path, out: &Path) -> Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     let cells: Vec<&CellResult> = results.iter().filter(|r| !r.is_base()).collect();
 
-    // Fig. 1: SFT across learning rates.
+    // Fig. 1: SFT across learning rates, with the base model (rate 0) as flat reference lines.
     let mut series = Vec::new();
+    let mut swept = Vec::new();
+    let mut base_lines = Vec::new();
     for style in styles(&results) {
         let pts = per_rate(&results, "sft", &style);
+        if pts.is_empty() {
+            continue;
+        }
+        swept.extend(pts.iter().map(|p| p.0.log10()));
         series.push(Series {
             name: format!("domain ({style})"),
             points: pts.iter().map(|p| (p.0.log10(), p.1)).collect(),
@@ -220,7 +237,18 @@ pub fn draw_all(root: &Path, out: &Path) -> Result<Vec<PathBuf>> {
             points: pts.iter().map(|p| (p.0.log10(), p.2)).collect(),
             line: true,
         });
+        if let Some(base) = results.iter().find(|r| r.is_base() && r.style == style) {
+            base_lines.push((format!("base domain ({style})"), base.domain_accuracy));
+            // The general benchmarks do not depend on the target style: one base line.
+            base_lines.retain(|(name, _)| name != "base general");
+            base_lines.push(("base general".into(), base.general_avg));
+        }
     }
+    series.extend(
+        base_lines
+            .into_iter()
+            .map(|(name, y)| flat(name, &swept, y)),
+    );
     written.extend(write_chart(
         out,
         "fig1_lr_tradeoff",
@@ -373,9 +401,10 @@ pub fn draw_all(root: &Path, out: &Path) -> Result<Vec<PathBuf>> {
         },
     )?);
 
-    // Code-length drift vs learning rate, with Theorem 3.1's fit.
+    // Code-length drift vs learning rate. Theorem 3.1 models plain fine-tuning, so the fit of
+    // k1·Δ + k2·Δ²·λ uses the SFT cells; the other methods are shown beside them, unfitted.
     let base_cl = crate::base_code_lengths(&results);
-    let mut drift = Vec::new();
+    let (mut sft_drift, mut other_drift) = (Vec::new(), Vec::new());
     for r in &cells {
         let (Some(lr), Some(first), Some(last), Some(dl)) = (
             r.learning_rate,
@@ -385,23 +414,31 @@ pub fn draw_all(root: &Path, out: &Path) -> Result<Vec<PathBuf>> {
         ) else {
             continue;
         };
-        drift.push((first - last, lr, dl));
+        let point = (first - last, lr, dl);
+        match r.method.as_str() {
+            "sft" => sft_drift.push(point),
+            _ => other_drift.push(point),
+        }
     }
-    let mut series = vec![Series {
-        name: "cells".into(),
-        points: drift.iter().map(|(_, lr, dl)| (lr.log10(), *dl)).collect(),
+    let scatter = |name: &str, pts: &[(f64, f64, f64)]| Series {
+        name: name.into(),
+        points: pts.iter().map(|(_, lr, dl)| (lr.log10(), *dl)).collect(),
         line: false,
-    }];
-    if let Some((k1, k2)) = fit_theorem_3_1(&drift) {
-        let mut fitted: Vec<(f64, f64)> = drift
+    };
+    let mut series = vec![
+        scatter("SFT cells", &sft_drift),
+        scatter("other methods", &other_drift),
+    ];
+    if let Some((k1, k2)) = fit_theorem_3_1(&sft_drift) {
+        let mut fitted: Vec<(f64, f64)> = sft_drift
             .iter()
             .map(|(d, lr, _)| (lr.log10(), k1 * d + k2 * d * d * lr))
             .collect();
         fitted.sort_by(|a, b| a.0.total_cmp(&b.0));
         series.push(Series {
-            name: format!("fit k1={k1:.3}, k2={k2:.3e}"),
+            name: format!("SFT fit k1={k1:.3}, k2={k2:.3e}"),
             points: fitted,
-            line: false,
+            line: true,
         });
     }
     written.extend(write_chart(

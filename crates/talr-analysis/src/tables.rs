@@ -100,8 +100,12 @@ fn styles(rows: &[Row]) -> Vec<String> {
     s
 }
 
+/// "method (lr X)", with the seed count where a row averages several (rows of one table can
+/// differ in how many seeds have finished).
 fn label(r: &Row) -> String {
+    let seeds = r.cols.values().map(|(d, _, _)| d.n).max().unwrap_or(0);
     match r.learning_rate {
+        Some(lr) if seeds > 1 => format!("{} (lr {lr:.0e}, {seeds} seeds)", r.method),
         Some(lr) => format!("{} (lr {lr:.0e})", r.method),
         None => "base model".to_string(),
     }
@@ -299,7 +303,10 @@ mod tests {
         ];
         let rows = grid_rows(&results, "table2");
         let labels: Vec<String> = rows.iter().map(label).collect();
-        assert_eq!(labels, ["base model", "sft (lr 1e-4)", "talr (lr 1e-4)"]);
+        assert_eq!(
+            labels,
+            ["base model", "sft (lr 1e-4)", "talr (lr 1e-4, 2 seeds)"]
+        );
         let talr = &rows[2];
         let (domain, general, _) = &talr.cols["label-only"];
         assert!((domain.mean - 0.3).abs() < 1e-12 && domain.n == 2);
