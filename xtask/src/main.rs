@@ -32,6 +32,9 @@ enum Command {
     Plot {
         #[arg(long, default_value = "small")]
         preset: String,
+        /// The `--limit` the results were run with, if any (it is part of each cell's config).
+        #[arg(long)]
+        limit: Option<usize>,
     },
     /// Rerun the smoke preset's table2 and compare it with the committed results/smoke/.
     Check,
@@ -43,6 +46,9 @@ enum Command {
         /// Where the results are (default: results/<preset>).
         #[arg(long)]
         results: Option<PathBuf>,
+        /// The `--limit` the results were run with, if any (it is part of each cell's config).
+        #[arg(long)]
+        limit: Option<usize>,
     },
 }
 
@@ -91,10 +97,11 @@ fn main() {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Reproduce(args) => reproduce(&args).map(|_| ()),
-        Command::Plot { preset } => {
+        Command::Plot { preset, limit } => {
             let root = repo_root().join("results").join(&preset);
             let out = repo_root().join("figures").join(&preset);
-            let written = talr_analysis::figures::draw_all(&root, &out)?;
+            let results = results_of(&root, &effective_preset(&preset, limit)?)?;
+            let written = talr_analysis::figures::draw_all(&results, &root, &out)?;
             for p in written {
                 println!("{}", p.display());
             }
@@ -105,9 +112,12 @@ fn run(cli: Cli) -> Result<()> {
             table,
             preset,
             results,
+            limit,
         } => {
             let root = results.unwrap_or_else(|| repo_root().join("results").join(&preset));
-            write_tables(&root, &grid_names(&table)?)
+            let preset = effective_preset(&preset, limit)?;
+            let grids = grids_named(&table, &preset)?;
+            write_tables(&root, &preset, &grids)
         }
     }
 }
@@ -133,11 +143,20 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn grid_names(table: &str) -> Result<Vec<String>> {
+/// The grids `table` names for `preset`: one grid, or every grid that applies to it (`all`).
+fn grids_named(table: &str, preset: &spec::Preset) -> Result<Vec<spec::Grid>> {
     if table == "all" {
-        return Ok(spec::all_grid_names());
+        return spec::grids_of(preset);
     }
-    Ok(vec![table.replace('-', "_")])
+    let grid = spec::load_grid(table)?;
+    if !grid.applies_to(preset) {
+        bail!(
+            "grid {table} is only for the preset(s) {} (not {})",
+            grid.presets.join(", "),
+            preset.name
+        );
+    }
+    Ok(vec![grid])
 }
 
 fn parse_shard(s: &str) -> Result<(usize, usize)> {
@@ -158,7 +177,7 @@ fn parse_shard(s: &str) -> Result<(usize, usize)> {
 
 /// Runs a grid; returns the results root.
 pub fn reproduce(args: &ReproduceArgs) -> Result<PathBuf> {
-    let mut preset = spec::load_preset(&args.preset)?;
+    let mut preset = effective_preset(&args.preset, args.limit)?;
     if let Some(n) = args.seeds {
         preset.seeds = (0..n)
             .map(|i| preset.seeds.get(i).copied().unwrap_or(i as u64))
@@ -174,15 +193,7 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<PathBuf> {
             })
             .collect::<Result<_>>()?;
     }
-    if let Some(limit) = args.limit {
-        preset.general.limit = Some(limit);
-        preset.general.limits.clear();
-        preset.domain.test_limit = Some(limit);
-    }
-    let mut grids = grid_names(&args.table)?
-        .iter()
-        .map(|g| spec::load_grid(g))
-        .collect::<Result<Vec<_>>>()?;
+    let mut grids = grids_named(&args.table, &preset)?;
     if !args.methods.is_empty() {
         for m in &args.methods {
             if !grids.iter().any(|g| g.methods.contains(m)) {
@@ -295,18 +306,54 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<PathBuf> {
         );
     }
     if args.shard.is_none() {
-        write_tables(
-            &root,
-            &grids.iter().map(|g| g.name.clone()).collect::<Vec<_>>(),
-        )?;
+        write_tables(&root, &preset, &grids)?;
     }
     Ok(root)
 }
 
-fn write_tables(root: &Path, grids: &[String]) -> Result<()> {
-    let results = talr_analysis::load_results(root)?;
+/// The preset as a run saw it: `--limit` overrides its benchmark subset sizes, which are part of
+/// every cell's config (and id).
+fn effective_preset(name: &str, limit: Option<usize>) -> Result<spec::Preset> {
+    let mut preset = spec::load_preset(name)?;
+    if let Some(limit) = limit {
+        preset.general.limit = Some(limit);
+        preset.general.limits.clear();
+        preset.domain.test_limit = Some(limit);
+    }
+    Ok(preset)
+}
+
+/// The base model and the cells of this preset's grids under `root`, each tagged with the grids
+/// it belongs to now (see `spec::grid_membership`); cells of other configs are left out.
+fn results_of(root: &Path, preset: &spec::Preset) -> Result<Vec<talr_analysis::CellResult>> {
+    let mut results = talr_analysis::load_results(root)?;
+    let mut seeds: Vec<u64> = results.iter().map(|r| r.seed).collect();
+    seeds.sort_unstable();
+    seeds.dedup();
+    let membership = spec::grid_membership(preset, &seeds)?;
+    results.retain_mut(|r| {
+        if r.is_base() {
+            return true;
+        }
+        match membership.get(&r.cell) {
+            Some(grids) => {
+                r.grids = grids.clone();
+                true
+            }
+            None => false,
+        }
+    });
+    Ok(results)
+}
+
+fn write_tables(root: &Path, preset: &spec::Preset, grids: &[spec::Grid]) -> Result<()> {
+    let results = results_of(root, preset)?;
     for grid in grids {
-        for path in talr_analysis::tables::write_grid_tables(&results, grid, root)? {
+        let written = talr_analysis::tables::write_grid_tables(&results, &grid.name, root)?;
+        if written.is_empty() {
+            println!("{}: no finished cell yet, no table", grid.name);
+        }
+        for path in written {
             println!("{}", path.display());
         }
     }

@@ -85,12 +85,46 @@ pub struct LearningRates {
     pub sweep: Vec<f64>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+/// A grid's `learning_rate`: one of the preset's named rates, or a fixed number.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "serde_yaml::Value", into = "serde_yaml::Value")]
 pub enum LrChoice {
     Small,
     Large,
     Sweep,
+    Fixed(f64),
+}
+
+impl TryFrom<serde_yaml::Value> for LrChoice {
+    type Error = String;
+
+    fn try_from(v: serde_yaml::Value) -> Result<Self, String> {
+        match (&v, v.as_f64()) {
+            (_, Some(rate)) if rate > 0.0 => Ok(LrChoice::Fixed(rate)),
+            (serde_yaml::Value::String(name), _) => match name.as_str() {
+                "small" => Ok(LrChoice::Small),
+                "large" => Ok(LrChoice::Large),
+                "sweep" => Ok(LrChoice::Sweep),
+                _ => Err(format!(
+                    "learning_rate: expected small, large, sweep or a positive number, got {name:?}"
+                )),
+            },
+            _ => Err(format!(
+                "learning_rate: expected small, large, sweep or a positive number, got {v:?}"
+            )),
+        }
+    }
+}
+
+impl From<LrChoice> for serde_yaml::Value {
+    fn from(c: LrChoice) -> Self {
+        match c {
+            LrChoice::Small => "small".into(),
+            LrChoice::Large => "large".into(),
+            LrChoice::Sweep => "sweep".into(),
+            LrChoice::Fixed(rate) => rate.into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -100,6 +134,15 @@ pub struct Grid {
     pub description: String,
     pub methods: Vec<String>,
     pub learning_rate: LrChoice,
+    /// The presets this grid is for (a fixed rate suits one model size); empty: every preset.
+    #[serde(default)]
+    pub presets: Vec<String>,
+}
+
+impl Grid {
+    pub fn applies_to(&self, preset: &Preset) -> bool {
+        self.presets.is_empty() || self.presets.contains(&preset.name)
+    }
 }
 
 fn load_yaml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
@@ -155,8 +198,16 @@ pub fn load_grid(name: &str) -> Result<Grid> {
     load_yaml(&path)
 }
 
-pub fn all_grid_names() -> Vec<String> {
-    names_in(&experiments_dir().join("grids"))
+/// Every grid that applies to `preset`.
+pub fn grids_of(preset: &Preset) -> Result<Vec<Grid>> {
+    let mut grids = Vec::new();
+    for name in names_in(&experiments_dir().join("grids")) {
+        let grid = load_grid(&name)?;
+        if grid.applies_to(preset) {
+            grids.push(grid);
+        }
+    }
+    Ok(grids)
 }
 
 /// A method's config with the preset's training overrides, the cell's rate and seed applied.
@@ -224,6 +275,7 @@ pub fn expand(preset: &Preset, grids: &[Grid], seeds: &[u64]) -> Result<Vec<Cell
             LrChoice::Small => vec![preset.learning_rates.small],
             LrChoice::Large => vec![preset.learning_rates.large],
             LrChoice::Sweep => preset.learning_rates.sweep.clone(),
+            LrChoice::Fixed(rate) => vec![rate],
         };
         for method in &grid.methods {
             for &lr in &rates {
@@ -262,6 +314,20 @@ pub fn expand(preset: &Preset, grids: &[Grid], seeds: &[u64]) -> Result<Vec<Cell
     Ok(cells)
 }
 
+/// Which grids each cell id of this preset belongs to, for every grid, both target styles and
+/// the given seeds. Tables and figures take membership from here rather than from the grids a
+/// cell was first run for: a cell shared by two grids (an lr-sweep SFT cell at the `large` rate
+/// is table2's SFT cell) counts in both, and cells of an older config (a rate since changed)
+/// count in none.
+pub fn grid_membership(preset: &Preset, seeds: &[u64]) -> Result<BTreeMap<String, Vec<String>>> {
+    let mut every_style = preset.clone();
+    every_style.styles = vec![Style::LabelOnly, Style::Cot];
+    Ok(expand(&every_style, &grids_of(preset)?, seeds)?
+        .into_iter()
+        .map(|cell| (cell.id, cell.grids))
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -294,5 +360,41 @@ mod tests {
         ids.dedup();
         assert_eq!(ids.len(), cells.len());
         assert_eq!(cells[0].method, "sft", "methods keep the grid's order");
+    }
+
+    #[test]
+    fn tables_count_a_cell_in_every_grid_it_belongs_to_now() {
+        let mut preset = load_preset("smoke").unwrap();
+        // Run for the sweep alone, the SFT cell at the large rate is still table2's SFT cell.
+        let sweep_only = expand(&preset, &[load_grid("lr_sweep").unwrap()], &[0]).unwrap();
+        let at_large = sweep_only
+            .iter()
+            .find(|c| c.learning_rate == preset.learning_rates.large)
+            .unwrap();
+        assert_eq!(at_large.grids, ["lr_sweep"]);
+        let membership = grid_membership(&preset, &[0]).unwrap();
+        assert!(["lr_sweep", "table2"]
+            .iter()
+            .all(|g| membership[&at_large.id].iter().any(|m| m == g)));
+        // Once the preset's rates move, a cell of the old rate belongs to no grid.
+        preset.learning_rates.large *= 3.0;
+        preset.learning_rates.sweep = vec![preset.learning_rates.large];
+        let moved = grid_membership(&preset, &[0]).unwrap();
+        assert!(!moved.contains_key(&at_large.id));
+        // Grids limited to other presets contribute nothing.
+        assert!(moved.values().flatten().all(|g| g != "methods_at_1e_4"));
+    }
+
+    #[test]
+    fn a_grid_rate_is_named_or_a_number() {
+        let parse = |y: &str| serde_yaml::from_str::<LrChoice>(y);
+        assert_eq!(parse("large").unwrap(), LrChoice::Large);
+        assert_eq!(parse("1.0e-4").unwrap(), LrChoice::Fixed(1e-4));
+        let err = parse("huge").unwrap_err().to_string();
+        assert!(
+            err.contains("learning_rate") && err.contains("huge"),
+            "{err}"
+        );
+        assert!(parse("-1.0").is_err());
     }
 }

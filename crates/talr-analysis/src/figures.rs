@@ -205,9 +205,8 @@ pub fn fit_theorem_3_1(points: &[(f64, f64, f64)]) -> Option<(f64, f64)> {
     Some(((b1 * a22 - b2 * a12) / det, (a11 * b2 - a12 * b1) / det))
 }
 
-/// Draws every figure the results support into `out`; returns the files written.
-pub fn draw_all(root: &Path, out: &Path) -> Result<Vec<PathBuf>> {
-    let results = crate::load_results(root)?;
+/// Draws every figure `results` (loaded from `root`) support into `out`.
+pub fn draw_all(results: &[CellResult], root: &Path, out: &Path) -> Result<Vec<PathBuf>> {
     if results.is_empty() {
         bail!(
             "no results under {} (run `cargo xtask reproduce` first)",
@@ -221,8 +220,8 @@ pub fn draw_all(root: &Path, out: &Path) -> Result<Vec<PathBuf>> {
     let mut series = Vec::new();
     let mut swept = Vec::new();
     let mut base_lines = Vec::new();
-    for style in styles(&results) {
-        let pts = per_rate(&results, "sft", &style);
+    for style in styles(results) {
+        let pts = per_rate(results, "sft", &style);
         if pts.is_empty() {
             continue;
         }
@@ -269,7 +268,7 @@ pub fn draw_all(root: &Path, out: &Path) -> Result<Vec<PathBuf>> {
                 .copied()
                 .filter(|r| r.grids.iter().any(|g| g == grid)),
         ) {
-            for style in styles(&results) {
+            for style in styles(results) {
                 let rs: Vec<&&CellResult> = rs.iter().filter(|r| r.style == style).collect();
                 if rs.is_empty() {
                     continue;
@@ -403,7 +402,7 @@ pub fn draw_all(root: &Path, out: &Path) -> Result<Vec<PathBuf>> {
 
     // Code-length drift vs learning rate. Theorem 3.1 models plain fine-tuning, so the fit of
     // k1·Δ + k2·Δ²·λ uses the SFT cells; the other methods are shown beside them, unfitted.
-    let base_cl = crate::base_code_lengths(&results);
+    let base_cl = crate::base_code_lengths(results);
     let (mut sft_drift, mut other_drift) = (Vec::new(), Vec::new());
     for r in &cells {
         let (Some(lr), Some(first), Some(last), Some(dl)) = (
@@ -425,9 +424,10 @@ pub fn draw_all(root: &Path, out: &Path) -> Result<Vec<PathBuf>> {
         points: pts.iter().map(|(_, lr, dl)| (lr.log10(), *dl)).collect(),
         line: false,
     };
+    // SFT drawn last so that its points stay visible where another method's coincide.
     let mut series = vec![
-        scatter("SFT cells", &sft_drift),
         scatter("other methods", &other_drift),
+        scatter("SFT cells", &sft_drift),
     ];
     if let Some((k1, k2)) = fit_theorem_3_1(&sft_drift) {
         let mut fitted: Vec<(f64, f64)> = sft_drift

@@ -251,10 +251,14 @@ fn write_atomic(path: &Path, text: &str) -> Result<()> {
     std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
 }
 
-/// Writes `<root>/<grid>.{md,csv,tex}`; returns the paths.
+/// Writes `<root>/<grid>.{md,csv,tex}`; returns the paths (none while the grid has no finished
+/// cell: a table of the base model alone says nothing).
 pub fn write_grid_tables(results: &[CellResult], grid: &str, root: &Path) -> Result<Vec<PathBuf>> {
     let rows = grid_rows(results, grid);
     let mut written = Vec::new();
+    if rows.iter().all(|r| r.learning_rate.is_none()) {
+        return Ok(written);
+    }
     for (ext, text) in [
         ("md", markdown(&rows, grid)),
         ("csv", csv(&rows)),
