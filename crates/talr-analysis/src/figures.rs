@@ -220,6 +220,7 @@ pub fn draw_all(results: &[CellResult], root: &Path, out: &Path) -> Result<Vec<P
     let mut series = Vec::new();
     let mut swept = Vec::new();
     let mut base_lines = Vec::new();
+    let mut base_general = None;
     for style in styles(results) {
         let pts = per_rate(results, "sft", &style);
         if pts.is_empty() {
@@ -238,11 +239,11 @@ pub fn draw_all(results: &[CellResult], root: &Path, out: &Path) -> Result<Vec<P
         });
         if let Some(base) = results.iter().find(|r| r.is_base() && r.style == style) {
             base_lines.push((format!("base domain ({style})"), base.domain_accuracy));
-            // The general benchmarks do not depend on the target style: one base line.
-            base_lines.retain(|(name, _)| name != "base general");
-            base_lines.push(("base general".into(), base.general_avg));
+            base_general = Some(base.general_avg);
         }
     }
+    // The general benchmarks do not depend on the target style: one base line for them.
+    base_lines.extend(base_general.map(|y| ("base general".to_string(), y)));
     series.extend(
         base_lines
             .into_iter()

@@ -111,12 +111,21 @@ fn label(r: &Row) -> String {
     }
 }
 
-fn cell_text(e: &Estimate) -> String {
+/// The mean, with its interval where there are several seeds; `signed` for differences (ΔL).
+fn estimate_text(e: &Estimate, signed: bool) -> String {
+    let num = |x: f64| match signed {
+        true => format!("{x:+.3}"),
+        false => format!("{x:.3}"),
+    };
     if e.n > 1 {
-        format!("{:.3} [{:.3}, {:.3}]", e.mean, e.lo, e.hi)
+        format!("{} [{}, {}]", num(e.mean), num(e.lo), num(e.hi))
     } else {
-        format!("{:.3}", e.mean)
+        num(e.mean)
     }
+}
+
+fn cell_text(e: &Estimate) -> String {
+    estimate_text(e, false)
 }
 
 pub fn markdown(rows: &[Row], grid: &str) -> String {
@@ -163,11 +172,8 @@ pub fn markdown(rows: &[Row], grid: &str) -> String {
             let _ = write!(out, "| {} |", label(r));
             for s in &styles {
                 match r.drift.get(s) {
-                    Some(e) if e.n > 1 => {
-                        let _ = write!(out, " {:+.3} [{:+.3}, {:+.3}] |", e.mean, e.lo, e.hi);
-                    }
                     Some(e) => {
-                        let _ = write!(out, " {:+.3} |", e.mean);
+                        let _ = write!(out, " {} |", estimate_text(e, true));
                     }
                     None => out.push_str(" – |"),
                 }
