@@ -3,133 +3,11 @@
 //! SFT targets (Fig. 3), the domain-vs-general Pareto frontier, and general code-length drift
 //! against the learning rate with a least-squares fit of Theorem 3.1's k1·Δ + k2·Δ²·λ.
 
+use crate::chart::{write_chart, Chart, Series};
 use crate::{method_rank, CellResult};
-use anyhow::{bail, Context, Result};
-use plotters::coord::Shift;
-use plotters::prelude::*;
+use anyhow::{bail, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Once;
-
-pub struct Series {
-    pub name: String,
-    pub points: Vec<(f64, f64)>,
-    pub line: bool,
-}
-
-pub struct Chart {
-    pub title: String,
-    pub x_label: String,
-    pub y_label: String,
-    pub series: Vec<Series>,
-}
-
-fn font_path() -> Result<PathBuf> {
-    if let Some(p) = std::env::var_os("TALR_FONT") {
-        return Ok(PathBuf::from(p));
-    }
-    for p in [
-        "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-        "/usr/share/fonts/TTF/DejaVuSans.ttf",
-        "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-        "/Library/Fonts/Arial.ttf",
-    ] {
-        if Path::new(p).exists() {
-            return Ok(PathBuf::from(p));
-        }
-    }
-    bail!("no TrueType font found for figure text; set TALR_FONT to a .ttf file (e.g. DejaVuSans.ttf)")
-}
-
-fn register_font() -> Result<()> {
-    static ONCE: Once = Once::new();
-    let path = font_path()?;
-    let bytes = std::fs::read(&path).with_context(|| format!("reading font {}", path.display()))?;
-    ONCE.call_once(|| {
-        let leaked: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, leaked);
-    });
-    Ok(())
-}
-
-fn bounds(series: &[Series]) -> ((f64, f64), (f64, f64)) {
-    let pts: Vec<(f64, f64)> = series
-        .iter()
-        .flat_map(|s| s.points.iter().copied())
-        .collect();
-    let span = |v: Vec<f64>, top: f64| {
-        let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
-        let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        let pad = ((hi - lo) * 0.08).max(1e-3);
-        (lo - pad, hi + pad.max((hi - lo) * top))
-    };
-    // Headroom above the highest point keeps the legend (upper right) off the data.
-    (
-        span(pts.iter().map(|p| p.0).collect(), 0.0),
-        span(pts.iter().map(|p| p.1).collect(), 0.35),
-    )
-}
-
-fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, chart: &Chart) -> Result<()>
-where
-    DB::ErrorType: 'static,
-{
-    root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    let ((x0, x1), (y0, y1)) = bounds(&chart.series);
-    let mut c = ChartBuilder::on(&root)
-        .caption(&chart.title, ("sans-serif", 22))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(56)
-        .build_cartesian_2d(x0..x1, y0..y1)
-        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    c.configure_mesh()
-        .x_desc(&chart.x_label)
-        .y_desc(&chart.y_label)
-        .draw()
-        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    for (i, s) in chart.series.iter().enumerate() {
-        let color = Palette99::pick(i).to_rgba();
-        if s.line {
-            c.draw_series(LineSeries::new(s.points.clone(), color.stroke_width(2)))
-                .map_err(|e| anyhow::anyhow!("{e:?}"))?
-                .label(&s.name)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color));
-            c.draw_series(s.points.iter().map(|p| Circle::new(*p, 3, color.filled())))
-                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-        } else {
-            c.draw_series(s.points.iter().map(|p| Circle::new(*p, 5, color.filled())))
-                .map_err(|e| anyhow::anyhow!("{e:?}"))?
-                .label(&s.name)
-                .legend(move |(x, y)| Circle::new((x + 8, y), 4, color.filled()));
-        }
-    }
-    c.configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperRight)
-        .draw()
-        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    root.present().map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    Ok(())
-}
-
-/// Writes `<out>/<name>.png` and `.svg`; a chart with no points is skipped.
-pub fn write_chart(out: &Path, name: &str, chart: &Chart) -> Result<Vec<PathBuf>> {
-    if chart.series.iter().all(|s| s.points.is_empty()) {
-        return Ok(Vec::new());
-    }
-    register_font()?;
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let png = out.join(format!("{name}.png"));
-    let svg = out.join(format!("{name}.svg"));
-    draw(
-        BitMapBackend::new(&png, (900, 600)).into_drawing_area(),
-        chart,
-    )?;
-    draw(SVGBackend::new(&svg, (900, 600)).into_drawing_area(), chart)?;
-    Ok(vec![png, svg])
-}
 
 fn by_method<'a>(
     rs: impl Iterator<Item = &'a CellResult>,
@@ -179,8 +57,22 @@ fn flat(name: String, xs: &[f64], y: f64) -> Series {
     }
 }
 
+/// `name (style)` when the results hold more than one target style, else just `name`.
+fn style_suffixed(name: &str, style: &str, results: &[CellResult]) -> String {
+    if styles(results).len() > 1 {
+        format!("{name} ({style})")
+    } else {
+        name.to_string()
+    }
+}
+
+/// The target styles of the fine-tuned cells (a base evaluation of another style does not count).
 fn styles(results: &[CellResult]) -> Vec<String> {
-    let mut s: Vec<String> = results.iter().map(|r| r.style.clone()).collect();
+    let mut s: Vec<String> = results
+        .iter()
+        .filter(|r| !r.is_base())
+        .map(|r| r.style.clone())
+        .collect();
     s.sort();
     s.dedup();
     s
@@ -228,17 +120,20 @@ pub fn draw_all(results: &[CellResult], root: &Path, out: &Path) -> Result<Vec<P
         }
         swept.extend(pts.iter().map(|p| p.0.log10()));
         series.push(Series {
-            name: format!("domain ({style})"),
+            name: style_suffixed("domain", &style, results),
             points: pts.iter().map(|p| (p.0.log10(), p.1)).collect(),
             line: true,
         });
         series.push(Series {
-            name: format!("general ({style})"),
+            name: style_suffixed("general", &style, results),
             points: pts.iter().map(|p| (p.0.log10(), p.2)).collect(),
             line: true,
         });
         if let Some(base) = results.iter().find(|r| r.is_base() && r.style == style) {
-            base_lines.push((format!("base domain ({style})"), base.domain_accuracy));
+            base_lines.push((
+                style_suffixed("base domain", &style, results),
+                base.domain_accuracy,
+            ));
             base_general = Some(base.general_avg);
         }
     }
@@ -257,25 +152,34 @@ pub fn draw_all(results: &[CellResult], root: &Path, out: &Path) -> Result<Vec<P
             x_label: "log10 learning rate".into(),
             y_label: "accuracy".into(),
             series,
+            name_points: false,
         },
     )?);
 
-    // Fig. 2: methods at the two rates of table1 and table2.
-    for grid in ["table1", "table2"] {
+    // Fig. 2: one domain-vs-general chart per method grid (table1 and table2 are the paper's two
+    // rates), each point named in place and the base model as the reference.
+    let mut method_grids: Vec<&str> = cells
+        .iter()
+        .flat_map(|r| r.grids.iter().map(String::as_str))
+        .filter(|g| *g != "lr_sweep")
+        .collect();
+    method_grids.sort();
+    method_grids.dedup();
+    for grid in method_grids {
+        let in_grid: Vec<&CellResult> = cells
+            .iter()
+            .copied()
+            .filter(|r| r.grids.iter().any(|g| g == grid))
+            .collect();
         let mut series = Vec::new();
-        for ((_, method), rs) in by_method(
-            cells
-                .iter()
-                .copied()
-                .filter(|r| r.grids.iter().any(|g| g == grid)),
-        ) {
+        for ((_, method), rs) in by_method(in_grid.iter().copied()) {
             for style in styles(results) {
                 let rs: Vec<&&CellResult> = rs.iter().filter(|r| r.style == style).collect();
                 if rs.is_empty() {
                     continue;
                 }
                 series.push(Series {
-                    name: format!("{method} ({style})"),
+                    name: style_suffixed(&method, &style, results),
                     points: vec![(
                         mean(rs.iter().map(|r| r.domain_accuracy)),
                         mean(rs.iter().map(|r| r.general_avg)),
@@ -284,14 +188,30 @@ pub fn draw_all(results: &[CellResult], root: &Path, out: &Path) -> Result<Vec<P
                 });
             }
         }
+        let grid_styles: Vec<&str> = in_grid.iter().map(|r| r.style.as_str()).collect();
+        for base in results
+            .iter()
+            .filter(|r| r.is_base() && grid_styles.contains(&r.style.as_str()))
+        {
+            series.push(Series {
+                name: style_suffixed("base model", &base.style, results),
+                points: vec![(base.domain_accuracy, base.general_avg)],
+                line: false,
+            });
+        }
+        let mut rates: Vec<f64> = in_grid.iter().filter_map(|r| r.learning_rate).collect();
+        rates.sort_by(f64::total_cmp);
+        rates.dedup();
+        let rates: Vec<String> = rates.iter().map(|lr| format!("{lr:.0e}")).collect();
         written.extend(write_chart(
             out,
             &format!("fig2_methods_{grid}"),
             &Chart {
-                title: format!("Methods ({grid}): domain vs general"),
+                title: format!("{grid} (lr {}): domain vs general", rates.join(", ")),
                 x_label: "domain accuracy".into(),
                 y_label: "general average".into(),
                 series,
+                name_points: true,
             },
         )?);
     }
@@ -309,16 +229,22 @@ pub fn draw_all(results: &[CellResult], root: &Path, out: &Path) -> Result<Vec<P
             .filter(|r| !r.hard_token_share.is_empty())
             .min_by_key(|r| (r.seed, r.style.clone()))
         {
-            series.push(Series {
-                name: format!("{method} ({})", r.style),
-                points: r
-                    .hard_token_share
-                    .iter()
-                    .enumerate()
-                    .map(|(i, v)| (i as f64 + 1.0, *v))
-                    .collect(),
-                line: true,
-            });
+            let name = style_suffixed(&method, &r.style, results);
+            let points: Vec<(f64, f64)> = r
+                .hard_token_share
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (i as f64 + 1.0, *v))
+                .collect();
+            // WiSE-FT trains exactly as SFT does (it averages afterwards): one line, both names.
+            match series.iter_mut().find(|s: &&mut Series| s.points == points) {
+                Some(same) => same.name = format!("{} = {name}", same.name),
+                None => series.push(Series {
+                    name,
+                    points,
+                    line: true,
+                }),
+            }
         }
     }
     written.extend(write_chart(
@@ -329,6 +255,7 @@ pub fn draw_all(results: &[CellResult], root: &Path, out: &Path) -> Result<Vec<P
             x_label: "optimiser step".into(),
             y_label: "hard-token share".into(),
             series,
+            name_points: false,
         },
     )?);
 
@@ -357,6 +284,7 @@ pub fn draw_all(results: &[CellResult], root: &Path, out: &Path) -> Result<Vec<P
             x_label: "p(token) under the base model".into(),
             y_label: "share of tokens".into(),
             series,
+            name_points: false,
         },
     )?);
 
@@ -398,6 +326,7 @@ pub fn draw_all(results: &[CellResult], root: &Path, out: &Path) -> Result<Vec<P
             x_label: "domain accuracy".into(),
             y_label: "general average".into(),
             series,
+            name_points: false,
         },
     )?);
 
@@ -450,6 +379,7 @@ pub fn draw_all(results: &[CellResult], root: &Path, out: &Path) -> Result<Vec<P
             x_label: "log10 learning rate".into(),
             y_label: "ΔL (nats/token)".into(),
             series,
+            name_points: false,
         },
     )?);
     Ok(written)

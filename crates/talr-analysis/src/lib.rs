@@ -4,6 +4,7 @@
 //! It works on plain structs rather than polars frames: a full grid is a few hundred small JSON
 //! documents, and the aggregation is a group-by over (method, learning rate, style).
 
+pub mod chart;
 pub mod figures;
 pub mod tables;
 

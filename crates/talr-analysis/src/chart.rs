@@ -1,0 +1,218 @@
+//! One chart type for every figure: named series of points (lines or scatter), drawn with plotters
+//! to PNG and SVG. Scatter charts can name each point in place, which keeps methods that land on the
+//! same point (WiSE-FT trains exactly like SFT before it averages) readable.
+
+use anyhow::{bail, Context, Result};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+
+pub struct Series {
+    pub name: String,
+    pub points: Vec<(f64, f64)>,
+    pub line: bool,
+}
+
+pub struct Chart {
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    pub series: Vec<Series>,
+    /// Write each scatter series' name beside its points; coincident points share one label.
+    pub name_points: bool,
+}
+
+/// Tick labels without float noise: 3 significant decimals, trailing zeros dropped.
+pub fn tick_label(v: &f64) -> String {
+    let s = format!("{v:.3}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" {
+        "0".into()
+    } else {
+        s.into()
+    }
+}
+
+/// The labels to write beside scatter points: one per distinct point, naming every series on it.
+pub fn point_labels(series: &[Series]) -> Vec<((f64, f64), String)> {
+    let mut at: Vec<((f64, f64), Vec<&str>)> = Vec::new();
+    for s in series.iter().filter(|s| !s.line) {
+        for p in &s.points {
+            match at.iter_mut().find(|(q, _)| q == p) {
+                Some((_, names)) if !names.contains(&s.name.as_str()) => names.push(&s.name),
+                Some(_) => {}
+                None => at.push((*p, vec![&s.name])),
+            }
+        }
+    }
+    at.into_iter()
+        .map(|(p, names)| (p, names.join(" = ")))
+        .collect()
+}
+
+fn font_path() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("TALR_FONT") {
+        return Ok(PathBuf::from(p));
+    }
+    for p in [
+        "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+        "/usr/share/fonts/TTF/DejaVuSans.ttf",
+        "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+        "/Library/Fonts/Arial.ttf",
+    ] {
+        if Path::new(p).exists() {
+            return Ok(PathBuf::from(p));
+        }
+    }
+    bail!("no TrueType font found for figure text; set TALR_FONT to a .ttf file (e.g. DejaVuSans.ttf)")
+}
+
+fn register_font() -> Result<()> {
+    static ONCE: Once = Once::new();
+    let path = font_path()?;
+    let bytes = std::fs::read(&path).with_context(|| format!("reading font {}", path.display()))?;
+    ONCE.call_once(|| {
+        let leaked: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, leaked);
+    });
+    Ok(())
+}
+
+fn bounds(series: &[Series], name_points: bool) -> ((f64, f64), (f64, f64)) {
+    let pts: Vec<(f64, f64)> = series
+        .iter()
+        .flat_map(|s| s.points.iter().copied())
+        .collect();
+    let span = |v: Vec<f64>, top: f64| {
+        let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let pad = ((hi - lo) * 0.08).max(1e-3);
+        (lo - pad, hi + pad.max((hi - lo) * top))
+    };
+    // Headroom keeps the legend (upper right) off the data; a chart that names its points in place
+    // has no legend but needs room to the right of and above its points for the names.
+    let (right, top) = if name_points {
+        (0.35, 0.12)
+    } else {
+        (0.0, 0.35)
+    };
+    (
+        span(pts.iter().map(|p| p.0).collect(), right),
+        span(pts.iter().map(|p| p.1).collect(), top),
+    )
+}
+
+fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, chart: &Chart) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let ((x0, x1), (y0, y1)) = bounds(&chart.series, chart.name_points);
+    let mut c = ChartBuilder::on(&root)
+        .caption(&chart.title, ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(56)
+        .build_cartesian_2d(x0..x1, y0..y1)
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    c.configure_mesh()
+        .x_label_formatter(&tick_label)
+        .y_label_formatter(&tick_label)
+        .x_desc(&chart.x_label)
+        .y_desc(&chart.y_label)
+        .draw()
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    for (i, s) in chart.series.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        if s.line {
+            c.draw_series(LineSeries::new(s.points.clone(), color.stroke_width(2)))
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?
+                .label(&s.name)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color));
+            c.draw_series(s.points.iter().map(|p| Circle::new(*p, 3, color.filled())))
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        } else {
+            c.draw_series(s.points.iter().map(|p| Circle::new(*p, 5, color.filled())))
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?
+                .label(&s.name)
+                .legend(move |(x, y)| Circle::new((x + 8, y), 4, color.filled()));
+        }
+    }
+    if chart.name_points {
+        let font = ("sans-serif", 13).into_font().color(&BLACK);
+        c.draw_series(
+            point_labels(&chart.series)
+                .into_iter()
+                .map(|(p, label)| EmptyElement::at(p) + Text::new(label, (7, -16), font.clone())),
+        )
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    } else {
+        c.configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .position(SeriesLabelPosition::UpperRight)
+            .draw()
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    }
+    root.present().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    Ok(())
+}
+
+/// Writes `<out>/<name>.png` and `.svg`; a chart with no points is skipped.
+pub fn write_chart(out: &Path, name: &str, chart: &Chart) -> Result<Vec<PathBuf>> {
+    if chart.series.iter().all(|s| s.points.is_empty()) {
+        return Ok(Vec::new());
+    }
+    register_font()?;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let png = out.join(format!("{name}.png"));
+    let svg = out.join(format!("{name}.svg"));
+    draw(
+        BitMapBackend::new(&png, (900, 600)).into_drawing_area(),
+        chart,
+    )?;
+    draw(SVGBackend::new(&svg, (900, 600)).into_drawing_area(), chart)?;
+    Ok(vec![png, svg])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coincident_points_share_one_label_and_lines_get_none() {
+        let dot = |name: &str, x: f64, y: f64| Series {
+            name: name.into(),
+            points: vec![(x, y)],
+            line: false,
+        };
+        let series = vec![
+            dot("sft", 0.091, 0.067),
+            dot("lora", 0.109, 0.044),
+            dot("wise_ft", 0.091, 0.067),
+            Series {
+                name: "fit".into(),
+                points: vec![(0.091, 0.067), (0.2, 0.1)],
+                line: true,
+            },
+        ];
+        let labels = point_labels(&series);
+        assert_eq!(
+            labels,
+            vec![
+                ((0.091, 0.067), "sft = wise_ft".to_string()),
+                ((0.109, 0.044), "lora".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn tick_labels_have_no_float_noise() {
+        assert_eq!(tick_label(&0.30000000000000004), "0.3");
+        assert_eq!(tick_label(&3.0), "3");
+        assert_eq!(tick_label(&-4.5), "-4.5");
+        assert_eq!(tick_label(&-0.0001), "0");
+        assert_eq!(tick_label(&0.125), "0.125");
+    }
+}
