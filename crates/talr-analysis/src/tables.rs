@@ -91,8 +91,13 @@ pub fn grid_rows(results: &[CellResult], grid: &str) -> Vec<Row> {
         .collect()
 }
 
+/// The target styles the grid's fine-tuned rows have (a base evaluation alone adds no columns).
 fn styles(rows: &[Row]) -> Vec<String> {
-    let mut s: Vec<String> = rows.iter().flat_map(|r| r.cols.keys().cloned()).collect();
+    let mut s: Vec<String> = rows
+        .iter()
+        .filter(|r| r.method != "base")
+        .flat_map(|r| r.cols.keys().cloned())
+        .collect();
     s.sort();
     s.dedup();
     // Label-only is the main table.
@@ -332,5 +337,15 @@ mod tests {
         assert!(csv.lines().next().unwrap().ends_with(",code_length_drift"));
         assert!(csv.contains("talr,1e-4,label-only,0.300000"), "{csv}");
         assert!(csv.lines().nth(3).unwrap().ends_with(",0.150000"), "{csv}");
+
+        // A base evaluation in a style no cell was trained in adds no empty columns.
+        let mut cot_base = result("base", 0, 0.0, [1.0, 0.5]);
+        cot_base.style = "cot".into();
+        let with_cot_base = [results.as_slice(), &[cot_base]].concat();
+        let md = markdown(&grid_rows(&with_cot_base, "table2"), "table2");
+        assert!(
+            md.contains("| label-only domain |") && !md.contains("cot"),
+            "{md}"
+        );
     }
 }
