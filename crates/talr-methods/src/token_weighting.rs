@@ -67,6 +67,10 @@ pub struct WeightDiagnostics {
     pub effective_tokens: f64,
     /// Share of tokens with p < 0.2 under the current model.
     pub hard_token_share: f64,
+    /// Share of the batch's total weight that those hard tokens get (their share of the gradient
+    /// signal): equal to `hard_token_share` for SFT, lower where a weighting favours easy tokens.
+    #[serde(default)]
+    pub hard_token_weight: f64,
     pub min_weight: f64,
     pub median_weight: f64,
     pub max_weight: f64,
@@ -159,14 +163,23 @@ pub fn diagnostics(losses: &[f64], weights: &[f64], tau: Option<f64>) -> WeightD
     } else {
         0.0
     };
-    let hard = losses
+    let is_hard = |l: f64| (-l).exp() < HARD_TOKEN_PROBABILITY;
+    let hard = losses.iter().filter(|&&l| is_hard(l)).count();
+    let hard_weight: f64 = losses
         .iter()
-        .filter(|&&l| (-l).exp() < HARD_TOKEN_PROBABILITY)
-        .count();
+        .zip(weights)
+        .filter(|(&l, _)| is_hard(l))
+        .map(|(_, w)| w)
+        .sum();
     WeightDiagnostics {
         tau,
         effective_tokens,
         hard_token_share: hard as f64 / losses.len() as f64,
+        hard_token_weight: if total > 0.0 {
+            hard_weight / total
+        } else {
+            0.0
+        },
         min_weight: weights.iter().copied().fold(f64::INFINITY, f64::min),
         median_weight: median(weights),
         max_weight: weights.iter().copied().fold(f64::NEG_INFINITY, f64::max),
@@ -279,10 +292,16 @@ mod tests {
         let d = diagnostics(&l, &[0.25; 4], None);
         assert!((d.effective_tokens - 4.0).abs() < 1e-12);
         assert!((d.hard_token_share - 0.25).abs() < 1e-12, "exp(-3) < 0.2");
+        assert!(
+            (d.hard_token_weight - 0.25).abs() < 1e-12,
+            "uniform weights: weight = count"
+        );
         let nll = Tensor::new(&l, &Device::Cpu).unwrap();
         let out = TokenWeighting::talr().apply(&nll).unwrap();
         let d = out.diagnostics;
         assert!(d.tau.unwrap() > 0.0 && d.effective_tokens < 4.0);
+        // τ = median loss 0.035: the hard token keeps only what the floor gives it.
+        assert!(d.hard_token_weight < 0.05, "{}", d.hard_token_weight);
         assert!(d.min_weight <= d.median_weight && d.median_weight <= d.max_weight);
     }
 }

@@ -335,6 +335,7 @@ fn average(diags: &[WeightDiagnostics]) -> WeightDiagnostics {
             .map(|v| v.iter().sum::<f64>() / n),
         effective_tokens: mean(&|d| d.effective_tokens),
         hard_token_share: mean(&|d| d.hard_token_share),
+        hard_token_weight: mean(&|d| d.hard_token_weight),
         min_weight: diags
             .iter()
             .map(|d| d.min_weight)
