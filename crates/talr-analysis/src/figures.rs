@@ -5,7 +5,7 @@
 
 use crate::chart::{write_chart, Chart, Series};
 use crate::{method_rank, CellResult};
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -44,6 +44,51 @@ fn per_rate(results: &[CellResult], method: &str, style: &str) -> Vec<(f64, f64,
             )
         })
         .collect()
+}
+
+/// Adds a training curve, or names it on an existing curve it matches to 1e-3: WiSE-FT trains
+/// exactly as SFT does (it averages afterwards), and L2's penalty barely moves it.
+fn push_curve(series: &mut Vec<Series>, name: String, points: Vec<(f64, f64)>) {
+    if points.is_empty() {
+        return;
+    }
+    let same = |s: &Series| {
+        s.points.len() == points.len()
+            && s.points
+                .iter()
+                .zip(&points)
+                .all(|(a, b)| a.0 == b.0 && (a.1 - b.1).abs() < 1e-3)
+    };
+    match series.iter_mut().find(|s| same(s)) {
+        Some(existing) => existing.name = format!("{} = {name}", existing.name),
+        None => series.push(Series {
+            name,
+            points,
+            line: true,
+        }),
+    }
+}
+
+/// `(step, value)` for one numeric field of a cell's `train/metrics.jsonl` (none if the cell has
+/// no training log, e.g. results copied without it).
+fn step_values(root: &Path, cell: &str, field: &str) -> Result<Vec<(f64, f64)>> {
+    let path = root.join("cells").join(cell).join("train/metrics.jsonl");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(Vec::new());
+    };
+    let mut points = Vec::new();
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let v: serde_json::Value = serde_json::from_str(line)
+            .with_context(|| format!("{}:{}: not a JSON line", path.display(), i + 1))?;
+        if let (Some(step), Some(y)) = (v["step"].as_f64(), v[field].as_f64()) {
+            points.push((step, y));
+        }
+    }
+    Ok(points)
 }
 
 /// A horizontal reference line at `y` across the x values given.
@@ -236,15 +281,7 @@ pub fn draw_all(results: &[CellResult], root: &Path, out: &Path) -> Result<Vec<P
                 .enumerate()
                 .map(|(i, v)| (i as f64 + 1.0, *v))
                 .collect();
-            // WiSE-FT trains exactly as SFT does (it averages afterwards): one line, both names.
-            match series.iter_mut().find(|s: &&mut Series| s.points == points) {
-                Some(same) => same.name = format!("{} = {name}", same.name),
-                None => series.push(Series {
-                    name,
-                    points,
-                    line: true,
-                }),
-            }
+            push_curve(&mut series, name, points);
         }
     }
     written.extend(write_chart(
@@ -258,6 +295,36 @@ pub fn draw_all(results: &[CellResult], root: &Path, out: &Path) -> Result<Vec<P
             name_points: false,
         },
     )?);
+
+    // Batch NLL of the SFT targets at each step, per method grid at one rate: a weighting that
+    // favours easy tokens shows here as a rising NLL (the hard tokens get worse).
+    for grid in ["table2", "tau_ablation"] {
+        let mut series = Vec::new();
+        for ((_, method), rs) in by_method(
+            cells
+                .iter()
+                .copied()
+                .filter(|r| r.grids.iter().any(|g| g == grid)),
+        ) {
+            let Some(r) = rs.iter().min_by_key(|r| (r.seed, r.style.clone())) else {
+                continue;
+            };
+            let points = step_values(root, &r.cell, "mean_nll")?;
+            let name = style_suffixed(&method, &r.style, results);
+            push_curve(&mut series, name, points);
+        }
+        written.extend(write_chart(
+            out,
+            &format!("training_nll_{grid}"),
+            &Chart {
+                title: format!("{grid}: mean NLL of each batch's target tokens"),
+                x_label: "optimiser step".into(),
+                y_label: "NLL (nats/token, before the step)".into(),
+                series,
+                name_points: false,
+            },
+        )?);
+    }
 
     // Fig. 3a: base-model token probabilities of the SFT targets.
     let mut series = Vec::new();
@@ -388,6 +455,23 @@ pub fn draw_all(results: &[CellResult], root: &Path, out: &Path) -> Result<Vec<P
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn matching_training_curves_share_one_line() {
+        let curve = |ys: &[f64]| -> Vec<(f64, f64)> {
+            ys.iter()
+                .enumerate()
+                .map(|(i, y)| (i as f64 + 1.0, *y))
+                .collect()
+        };
+        let mut series = Vec::new();
+        push_curve(&mut series, "sft".into(), curve(&[1.72, 1.87, 1.58]));
+        push_curve(&mut series, "l2".into(), curve(&[1.72, 1.87, 1.5801]));
+        push_curve(&mut series, "talr".into(), curve(&[1.72, 2.17, 2.78]));
+        push_curve(&mut series, "no log".into(), Vec::new());
+        let names: Vec<&str> = series.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["sft = l2", "talr"]);
+    }
 
     #[test]
     fn theorem_fit_recovers_known_coefficients() {
