@@ -315,6 +315,7 @@ pub fn run_cell(preset: &Preset, root: &Path, cell: &Cell, progress: bool) -> Re
             "hard_token_share_last": steps.last().map(|m| m.weighting.hard_token_share),
             "hard_token_share": steps.iter().map(|m| m.weighting.hard_token_share).collect::<Vec<_>>(),
             "hard_token_weight": steps.iter().map(|m| m.weighting.hard_token_weight).collect::<Vec<_>>(),
+            "update_norm": steps.iter().map(|m| m.update_norm).collect::<Vec<_>>(),
         },
         "metrics": metrics,
         "seconds": {"train": train_seconds, "eval": eval_start.elapsed().as_secs_f64()},

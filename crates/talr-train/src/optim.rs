@@ -37,13 +37,16 @@ impl AdamW {
         })
     }
 
-    /// θ ← θ − lr·(m̂/(√v̂ + ε) + wd·θ) for every parameter with a gradient.
+    /// θ ← θ − lr·(m̂/(√v̂ + ε) + wd·θ) for every parameter with a gradient. Returns how far the
+    /// step moved the weights, ‖θ_after − θ_before‖₂: Adam's step size does not follow the
+    /// gradient's size, so a method that shrinks its gradient need not take smaller steps.
     pub fn step(
         &mut self,
         params: &[(String, Var)],
         grads: &BTreeMap<String, Tensor>,
         lr: f64,
-    ) -> Result<()> {
+    ) -> Result<f64> {
+        let mut moved_sq = 0f64;
         self.step += 1;
         let t = self.step as i32;
         let bc1 = 1.0 - self.beta1.powi(t);
@@ -54,18 +57,25 @@ impl AdamW {
             let m = ((&self.m[name] * self.beta1)? + (&g * (1.0 - self.beta1))?)?;
             let v = ((&self.v[name] * self.beta2)? + (g.sqr()? * (1.0 - self.beta2))?)?;
             let update = ((&m / bc1)? / ((&v / bc2)?.sqrt()? + self.eps)?)?;
-            let theta = var.as_tensor().to_dtype(DType::F32)?;
+            let before = var.as_tensor().to_dtype(DType::F32)?;
             let theta = if self.weight_decay > 0.0 {
-                (&theta * (1.0 - lr * self.weight_decay))?
+                (&before * (1.0 - lr * self.weight_decay))?
             } else {
-                theta
+                before.clone()
             };
-            let next = (theta - (update * lr)?)?;
-            var.set(&next.to_dtype(var.dtype())?)?;
+            let next = (theta - (update * lr)?)?.to_dtype(var.dtype())?;
+            // Before `set`: an f32 `before` shares the variable's storage. Measured on the stored
+            // dtype, so a low-precision dtype's rounding counts.
+            moved_sq += (next.to_dtype(DType::F32)? - before)?
+                .sqr()?
+                .sum_all()?
+                .to_dtype(DType::F64)?
+                .to_scalar::<f64>()?;
+            var.set(&next)?;
             self.m.insert(name.clone(), m);
             self.v.insert(name.clone(), v);
         }
-        Ok(())
+        Ok(moved_sq.sqrt())
     }
 }
 
@@ -124,11 +134,13 @@ mod tests {
             "w".to_string(),
             Tensor::new(&[0.3f32, -4.0, 0.0], &Device::Cpu).unwrap(),
         );
-        opt.step(&params, &grads, 0.1).unwrap();
+        let moved = opt.step(&params, &grads, 0.1).unwrap();
         let v = var.as_tensor().to_vec1::<f32>().unwrap();
         for (a, b) in v.iter().zip([0.9f32, -1.9, 0.5]) {
             assert!((a - b).abs() < 1e-5, "{v:?}");
         }
+        // Two weights moved by lr each, whatever their gradients' sizes (0.3 and 4.0).
+        assert!((moved - 0.1 * 2f64.sqrt()).abs() < 1e-6, "{moved}");
     }
 
     #[test]

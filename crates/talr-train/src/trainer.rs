@@ -60,7 +60,10 @@ pub struct StepMetrics {
     pub mean_nll: f64,
     pub regularizer: f64,
     pub lr: f64,
+    /// Global gradient norm before clipping to `max_grad_norm`.
     pub grad_norm: f64,
+    /// ‖θ_after − θ_before‖₂ over the trained parameters.
+    pub update_norm: f64,
     pub tokens: usize,
     pub seconds: f64,
     pub weighting: WeightDiagnostics,
@@ -248,7 +251,7 @@ pub fn train(
             );
         }
         let lr = learning_rate(t, step, total_steps);
-        opt.step(params, &grads, lr)?;
+        let update_norm = opt.step(params, &grads, lr)?;
         let m = StepMetrics {
             step: step + 1,
             epoch,
@@ -257,6 +260,7 @@ pub fn train(
             regularizer: reg_value,
             lr,
             grad_norm,
+            update_norm,
             tokens,
             seconds: timer.elapsed().as_secs_f64(),
             weighting: average(&diags),
