@@ -102,9 +102,30 @@ fn flat(name: String, xs: &[f64], y: f64) -> Series {
     }
 }
 
-/// `name (style)` when the results hold more than one target style, else just `name`.
-fn style_suffixed(name: &str, style: &str, results: &[CellResult]) -> String {
-    if styles(results).len() > 1 {
+/// The cells of `grid`.
+fn in_grid<'a>(cells: &[&'a CellResult], grid: &str) -> Vec<&'a CellResult> {
+    cells
+        .iter()
+        .copied()
+        .filter(|r| r.grids.iter().any(|g| g == grid))
+        .collect()
+}
+
+/// One cell per target style, its lowest seed: the run a per-step curve is drawn from.
+fn first_seed_per_style<'a>(rs: &[&'a CellResult]) -> Vec<&'a CellResult> {
+    let mut first: BTreeMap<&str, &CellResult> = BTreeMap::new();
+    for r in rs {
+        let entry = first.entry(r.style.as_str()).or_insert(r);
+        if r.seed < entry.seed {
+            *entry = r;
+        }
+    }
+    first.into_values().collect()
+}
+
+/// `name (style)` when the figure shows more than one target style, else just `name`.
+fn style_suffixed(name: &str, style: &str, several_styles: bool) -> String {
+    if several_styles {
         format!("{name} ({style})")
     } else {
         name.to_string()
@@ -112,9 +133,9 @@ fn style_suffixed(name: &str, style: &str, results: &[CellResult]) -> String {
 }
 
 /// The target styles of the fine-tuned cells (a base evaluation of another style does not count).
-fn styles(results: &[CellResult]) -> Vec<String> {
+fn styles<'a>(results: impl IntoIterator<Item = &'a CellResult>) -> Vec<String> {
     let mut s: Vec<String> = results
-        .iter()
+        .into_iter()
         .filter(|r| !r.is_base())
         .map(|r| r.style.clone())
         .collect();
@@ -158,6 +179,7 @@ pub fn draw_all(results: &[CellResult], root: &Path, out: &Path) -> Result<Vec<P
     let mut swept = Vec::new();
     let mut base_lines = Vec::new();
     let mut base_general = None;
+    let several = styles(results).len() > 1;
     for style in styles(results) {
         let pts = per_rate(results, "sft", &style);
         if pts.is_empty() {
@@ -165,18 +187,18 @@ pub fn draw_all(results: &[CellResult], root: &Path, out: &Path) -> Result<Vec<P
         }
         swept.extend(pts.iter().map(|p| p.0.log10()));
         series.push(Series {
-            name: style_suffixed("domain", &style, results),
+            name: style_suffixed("domain", &style, several),
             points: pts.iter().map(|p| (p.0.log10(), p.1)).collect(),
             line: true,
         });
         series.push(Series {
-            name: style_suffixed("general", &style, results),
+            name: style_suffixed("general", &style, several),
             points: pts.iter().map(|p| (p.0.log10(), p.2)).collect(),
             line: true,
         });
         if let Some(base) = results.iter().find(|r| r.is_base() && r.style == style) {
             base_lines.push((
-                style_suffixed("base domain", &style, results),
+                style_suffixed("base domain", &style, several),
                 base.domain_accuracy,
             ));
             base_general = Some(base.general_avg);
@@ -211,20 +233,18 @@ pub fn draw_all(results: &[CellResult], root: &Path, out: &Path) -> Result<Vec<P
     method_grids.sort();
     method_grids.dedup();
     for grid in method_grids {
-        let in_grid: Vec<&CellResult> = cells
-            .iter()
-            .copied()
-            .filter(|r| r.grids.iter().any(|g| g == grid))
-            .collect();
+        let grid_cells = in_grid(&cells, grid);
         let mut series = Vec::new();
-        for ((_, method), rs) in by_method(in_grid.iter().copied()) {
-            for style in styles(results) {
-                let rs: Vec<&&CellResult> = rs.iter().filter(|r| r.style == style).collect();
+        let grid_styles = styles(grid_cells.iter().copied());
+        let several = grid_styles.len() > 1;
+        for ((_, method), rs) in by_method(grid_cells.iter().copied()) {
+            for style in &grid_styles {
+                let rs: Vec<&&CellResult> = rs.iter().filter(|r| &r.style == style).collect();
                 if rs.is_empty() {
                     continue;
                 }
                 series.push(Series {
-                    name: style_suffixed(&method, &style, results),
+                    name: style_suffixed(&method, style, several),
                     points: vec![(
                         mean(rs.iter().map(|r| r.domain_accuracy)),
                         mean(rs.iter().map(|r| r.general_avg)),
@@ -233,18 +253,17 @@ pub fn draw_all(results: &[CellResult], root: &Path, out: &Path) -> Result<Vec<P
                 });
             }
         }
-        let grid_styles: Vec<&str> = in_grid.iter().map(|r| r.style.as_str()).collect();
         for base in results
             .iter()
-            .filter(|r| r.is_base() && grid_styles.contains(&r.style.as_str()))
+            .filter(|r| r.is_base() && grid_styles.contains(&r.style))
         {
             series.push(Series {
-                name: style_suffixed("base model", &base.style, results),
+                name: style_suffixed("base model", &base.style, several),
                 points: vec![(base.domain_accuracy, base.general_avg)],
                 line: false,
             });
         }
-        let mut rates: Vec<f64> = in_grid.iter().filter_map(|r| r.learning_rate).collect();
+        let mut rates: Vec<f64> = grid_cells.iter().filter_map(|r| r.learning_rate).collect();
         rates.sort_by(f64::total_cmp);
         rates.dedup();
         let rates: Vec<String> = rates.iter().map(|lr| format!("{lr:.0e}")).collect();
@@ -263,18 +282,11 @@ pub fn draw_all(results: &[CellResult], root: &Path, out: &Path) -> Result<Vec<P
 
     // Fig. 3b: hard-token share over training, per method (first seed, each style).
     let mut series = Vec::new();
-    for ((_, method), rs) in by_method(
-        cells
-            .iter()
-            .copied()
-            .filter(|r| r.grids.iter().any(|g| g == "table2")),
-    ) {
-        if let Some(r) = rs
-            .iter()
-            .filter(|r| !r.hard_token_share.is_empty())
-            .min_by_key(|r| (r.seed, r.style.clone()))
-        {
-            let name = style_suffixed(&method, &r.style, results);
+    let table2 = in_grid(&cells, "table2");
+    let several = styles(table2.iter().copied()).len() > 1;
+    for ((_, method), rs) in by_method(table2.iter().copied()) {
+        for r in first_seed_per_style(&rs) {
+            let name = style_suffixed(&method, &r.style, several);
             let points: Vec<(f64, f64)> = r
                 .hard_token_share
                 .iter()
@@ -300,18 +312,17 @@ pub fn draw_all(results: &[CellResult], root: &Path, out: &Path) -> Result<Vec<P
     // favours easy tokens shows here as a rising NLL (the hard tokens get worse).
     for grid in ["table2", "tau_ablation"] {
         let mut series = Vec::new();
-        for ((_, method), rs) in by_method(
-            cells
-                .iter()
-                .copied()
-                .filter(|r| r.grids.iter().any(|g| g == grid)),
-        ) {
-            let Some(r) = rs.iter().min_by_key(|r| (r.seed, r.style.clone())) else {
-                continue;
-            };
-            let points = step_values(root, &r.cell, "mean_nll")?;
-            let name = style_suffixed(&method, &r.style, results);
-            push_curve(&mut series, name, points);
+        let grid_cells = in_grid(&cells, grid);
+        let several = styles(grid_cells.iter().copied()).len() > 1;
+        for ((_, method), rs) in by_method(grid_cells.iter().copied()) {
+            for r in first_seed_per_style(&rs) {
+                let points = step_values(root, &r.cell, "mean_nll")?;
+                push_curve(
+                    &mut series,
+                    style_suffixed(&method, &r.style, several),
+                    points,
+                );
+            }
         }
         written.extend(write_chart(
             out,
@@ -455,6 +466,35 @@ pub fn draw_all(results: &[CellResult], root: &Path, out: &Path) -> Result<Vec<P
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn per_step_curves_come_from_each_styles_first_seed() {
+        let cell = |style: &str, seed: u64| CellResult {
+            cell: format!("{style}-{seed}"),
+            method: "sft".into(),
+            style: style.into(),
+            learning_rate: Some(3e-4),
+            seed,
+            grids: vec!["table2".into()],
+            domain_accuracy: 0.0,
+            general_avg: 0.0,
+            general: BTreeMap::new(),
+            code_length: BTreeMap::new(),
+            first_mean_nll: None,
+            last_mean_nll: None,
+            hard_token_share: Vec::new(),
+            raw: serde_json::Value::Null,
+        };
+        let cells = [cell("label-only", 1), cell("cot", 0), cell("label-only", 0)];
+        let refs: Vec<&CellResult> = cells.iter().collect();
+        let ids: Vec<&str> = first_seed_per_style(&refs)
+            .iter()
+            .map(|r| r.cell.as_str())
+            .collect();
+        // "cot" sorts before "label-only", so picking the lowest (seed, style) would have drawn
+        // the CoT run alone as SFT's label-only curve.
+        assert_eq!(ids, ["cot-0", "label-only-0"]);
+    }
 
     #[test]
     fn matching_training_curves_share_one_line() {
