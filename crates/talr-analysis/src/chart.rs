@@ -23,7 +23,7 @@ pub struct Chart {
     pub name_points: bool,
 }
 
-/// Tick labels without float noise: 3 significant decimals, trailing zeros dropped.
+/// Tick labels without float noise: 3 decimal places, trailing zeros dropped.
 pub fn tick_label(v: &f64) -> String {
     let s = format!("{v:.3}");
     let s = s.trim_end_matches('0').trim_end_matches('.');

@@ -123,6 +123,28 @@ fn first_seed_per_style<'a>(rs: &[&'a CellResult]) -> Vec<&'a CellResult> {
     first.into_values().collect()
 }
 
+/// One per-step curve per (method, style) of `grid`, from that style's first seed; `values` gives a
+/// cell's (step, value) points.
+fn per_step_series(
+    cells: &[&CellResult],
+    grid: &str,
+    values: impl Fn(&CellResult) -> Result<Vec<(f64, f64)>>,
+) -> Result<Vec<Series>> {
+    let grid_cells = in_grid(cells, grid);
+    let several = styles(grid_cells.iter().copied()).len() > 1;
+    let mut series = Vec::new();
+    for ((_, method), rs) in by_method(grid_cells.iter().copied()) {
+        for r in first_seed_per_style(&rs) {
+            push_curve(
+                &mut series,
+                style_suffixed(&method, &r.style, several),
+                values(r)?,
+            );
+        }
+    }
+    Ok(series)
+}
+
 /// `name (style)` when the figure shows more than one target style, else just `name`.
 fn style_suffixed(name: &str, style: &str, several_styles: bool) -> String {
     if several_styles {
@@ -179,8 +201,9 @@ pub fn draw_all(results: &[CellResult], root: &Path, out: &Path) -> Result<Vec<P
     let mut swept = Vec::new();
     let mut base_lines = Vec::new();
     let mut base_general = None;
-    let several = styles(results).len() > 1;
-    for style in styles(results) {
+    let all_styles = styles(results);
+    let several = all_styles.len() > 1;
+    for style in all_styles {
         let pts = per_rate(results, "sft", &style);
         if pts.is_empty() {
             continue;
@@ -281,21 +304,13 @@ pub fn draw_all(results: &[CellResult], root: &Path, out: &Path) -> Result<Vec<P
     }
 
     // Fig. 3b: hard-token share over training, per method (first seed, each style).
-    let mut series = Vec::new();
-    let table2 = in_grid(&cells, "table2");
-    let several = styles(table2.iter().copied()).len() > 1;
-    for ((_, method), rs) in by_method(table2.iter().copied()) {
-        for r in first_seed_per_style(&rs) {
-            let name = style_suffixed(&method, &r.style, several);
-            let points: Vec<(f64, f64)> = r
-                .hard_token_share
-                .iter()
-                .enumerate()
-                .map(|(i, v)| (i as f64 + 1.0, *v))
-                .collect();
-            push_curve(&mut series, name, points);
-        }
-    }
+    let series = per_step_series(&cells, "table2", |r| {
+        Ok(r.hard_token_share
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (i as f64 + 1.0, *v))
+            .collect())
+    })?;
     written.extend(write_chart(
         out,
         "fig3_hard_token_share",
@@ -311,19 +326,7 @@ pub fn draw_all(results: &[CellResult], root: &Path, out: &Path) -> Result<Vec<P
     // Batch NLL of the SFT targets at each step, per method grid at one rate: a weighting that
     // favours easy tokens shows here as a rising NLL (the hard tokens get worse).
     for grid in ["table2", "tau_ablation"] {
-        let mut series = Vec::new();
-        let grid_cells = in_grid(&cells, grid);
-        let several = styles(grid_cells.iter().copied()).len() > 1;
-        for ((_, method), rs) in by_method(grid_cells.iter().copied()) {
-            for r in first_seed_per_style(&rs) {
-                let points = step_values(root, &r.cell, "mean_nll")?;
-                push_curve(
-                    &mut series,
-                    style_suffixed(&method, &r.style, several),
-                    points,
-                );
-            }
-        }
+        let series = per_step_series(&cells, grid, |r| step_values(root, &r.cell, "mean_nll"))?;
         written.extend(write_chart(
             out,
             &format!("training_nll_{grid}"),
