@@ -2,6 +2,7 @@
 
 mod cell;
 mod check;
+mod estimate;
 mod spec;
 
 use anyhow::{bail, Context, Result};
@@ -220,17 +221,6 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<PathBuf> {
     }
     let done = |c: &spec::Cell| cell::cell_dir(&root, c).join("result.json").exists();
     if args.dry_run {
-        // Every finished cell of this results directory (any grid) informs the estimate.
-        let finished: Vec<f64> = std::fs::read_dir(root.join("cells"))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|entry| {
-                let text = std::fs::read_to_string(entry.path().join("result.json")).ok()?;
-                let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-                Some(v["seconds"]["train"].as_f64()? + v["seconds"]["eval"].as_f64()?)
-            })
-            .collect();
         println!(
             "{:<14} {:<13} {:<11} {:>10} {:>5}  state",
             "cell", "method", "style", "lr", "seed"
@@ -246,20 +236,20 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<PathBuf> {
                 if done(c) { "done" } else { "to run" }
             );
         }
-        let todo = cells.iter().filter(|c| !done(c)).count();
-        match finished.is_empty() {
-            false => {
-                let per = finished.iter().sum::<f64>() / finished.len() as f64;
-                println!(
-                    "{} cells, {todo} to run; about {:.0} min at {:.0} s per cell (mean of the finished cells here)",
-                    cells.len(),
-                    todo as f64 * per / 60.0,
-                    per
-                );
-            }
-            true => println!(
-                "{} cells, {todo} to run; no finished cell yet to estimate from (see experiments/README.md for measured times)",
-                cells.len()
+        let to_run: Vec<&spec::Cell> = cells.iter().filter(|c| !done(c)).collect();
+        let finished = estimate::finished_seconds(&root);
+        match estimate::seconds_to_run(&to_run, &finished) {
+            Some(seconds) => println!(
+                "{} cells, {} to run; about {:.0} min at the mean time of finished cells here of the same target style: {}",
+                cells.len(),
+                to_run.len(),
+                seconds / 60.0,
+                estimate::describe(&finished)
+            ),
+            None => println!(
+                "{} cells, {} to run; no finished cell yet to estimate from (see experiments/README.md for measured times)",
+                cells.len(),
+                to_run.len()
             ),
         }
         return Ok(root);

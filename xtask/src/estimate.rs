@@ -1,0 +1,103 @@
+//! `--dry-run`'s time estimate: what the cells still to run should take, from the cells already
+//! finished in the same results directory. A CoT cell costs about twice a label-only one (its
+//! targets are ~140 tokens instead of ~15), so each cell is priced at the mean of its own style.
+
+use crate::cell::style_name;
+use crate::spec::Cell;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Train + eval seconds of every finished cell under `root` (any grid), keyed by target style.
+pub fn finished_seconds(root: &Path) -> BTreeMap<String, Vec<f64>> {
+    let mut by_style: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    let entries = std::fs::read_dir(root.join("cells")).into_iter().flatten();
+    for entry in entries.flatten() {
+        let Ok(text) = std::fs::read_to_string(entry.path().join("result.json")) else {
+            continue;
+        };
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
+            continue;
+        };
+        let (Some(style), Some(train), Some(eval)) = (
+            v["style"].as_str(),
+            v["seconds"]["train"].as_f64(),
+            v["seconds"]["eval"].as_f64(),
+        ) else {
+            continue;
+        };
+        by_style
+            .entry(style.to_string())
+            .or_default()
+            .push(train + eval);
+    }
+    by_style
+}
+
+fn mean(xs: &[f64]) -> f64 {
+    xs.iter().sum::<f64>() / xs.len() as f64
+}
+
+/// Seconds the `to_run` cells should take: each at the mean of finished cells of its style, or
+/// of all finished cells when none of its style has finished. `None` when nothing has finished.
+pub fn seconds_to_run(to_run: &[&Cell], finished: &BTreeMap<String, Vec<f64>>) -> Option<f64> {
+    let all: Vec<f64> = finished.values().flatten().copied().collect();
+    if all.is_empty() {
+        return None;
+    }
+    let overall = mean(&all);
+    Some(
+        to_run
+            .iter()
+            .map(|c| {
+                finished
+                    .get(style_name(c.style))
+                    .map_or(overall, |xs| mean(xs))
+            })
+            .sum(),
+    )
+}
+
+/// One line naming the per-style means the estimate used, e.g. "cot 2056 s (1 cell), label-only
+/// 1063 s (23 cells)".
+pub fn describe(finished: &BTreeMap<String, Vec<f64>>) -> String {
+    finished
+        .iter()
+        .map(|(style, xs)| {
+            let n = xs.len();
+            let s = if n == 1 { "" } else { "s" };
+            format!("{style} {:.0} s ({n} cell{s})", mean(xs))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use talr_evals::medcalc::Style;
+
+    fn cell(style: Style) -> Cell {
+        let preset = crate::spec::load_preset("smoke").unwrap();
+        let grids = [crate::spec::load_grid("table2").unwrap()];
+        let cells = crate::spec::expand(&preset, &grids, &[0]).unwrap();
+        cells.into_iter().find(|c| c.style == style).unwrap()
+    }
+
+    #[test]
+    fn each_cell_is_priced_at_the_mean_of_its_own_style() {
+        let finished = BTreeMap::from([
+            ("label-only".to_string(), vec![1000.0, 1200.0]),
+            ("cot".to_string(), vec![2000.0]),
+        ]);
+        let (cot, label) = (cell(Style::Cot), cell(Style::LabelOnly));
+        assert_eq!(seconds_to_run(&[&cot, &label], &finished), Some(3100.0));
+        // No CoT cell finished yet: priced at the mean over every finished cell.
+        let only_label = BTreeMap::from([("label-only".to_string(), vec![900.0, 1100.0])]);
+        assert_eq!(seconds_to_run(&[&cot], &only_label), Some(1000.0));
+        assert_eq!(seconds_to_run(&[&cot], &BTreeMap::new()), None);
+        assert_eq!(
+            describe(&finished),
+            "cot 2000 s (1 cell), label-only 1100 s (2 cells)"
+        );
+    }
+}
