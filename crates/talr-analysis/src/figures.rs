@@ -145,13 +145,32 @@ fn per_step_series(
     Ok(series)
 }
 
+/// `name (a; b)`, or just `name` with no qualifiers.
+fn qualified(name: &str, qualifiers: &[String]) -> String {
+    if qualifiers.is_empty() {
+        name.to_string()
+    } else {
+        format!("{name} ({})", qualifiers.join("; "))
+    }
+}
+
 /// `name (style)` when the figure shows more than one target style, else just `name`.
 fn style_suffixed(name: &str, style: &str, several_styles: bool) -> String {
-    if several_styles {
-        format!("{name} ({style})")
-    } else {
-        name.to_string()
+    let style = several_styles.then(|| style.to_string());
+    qualified(name, style.as_slice())
+}
+
+/// A method's point in Fig. 2: its style where the figure has several, and how many seeds its
+/// mean is over where that is more than one (the seed spread is as large as some method gaps).
+fn method_point_name(method: &str, style: &str, several_styles: bool, seeds: usize) -> String {
+    let mut qualifiers: Vec<String> = several_styles
+        .then(|| style.to_string())
+        .into_iter()
+        .collect();
+    if seeds > 1 {
+        qualifiers.push(format!("mean of {seeds} seeds"));
     }
+    qualified(method, &qualifiers)
 }
 
 /// The target styles of the fine-tuned cells (a base evaluation of another style does not count).
@@ -266,8 +285,11 @@ pub fn draw_all(results: &[CellResult], root: &Path, out: &Path) -> Result<Vec<P
                 if rs.is_empty() {
                     continue;
                 }
+                let mut seeds: Vec<u64> = rs.iter().map(|r| r.seed).collect();
+                seeds.sort();
+                seeds.dedup();
                 series.push(Series {
-                    name: style_suffixed(&method, style, several),
+                    name: method_point_name(&method, style, several, seeds.len()),
                     points: vec![(
                         mean(rs.iter().map(|r| r.domain_accuracy)),
                         mean(rs.iter().map(|r| r.general_avg)),
@@ -514,6 +536,25 @@ mod tests {
         push_curve(&mut series, "no log".into(), Vec::new());
         let names: Vec<&str> = series.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["sft = l2", "talr"]);
+    }
+
+    #[test]
+    fn method_points_say_their_style_and_how_many_seeds_they_average() {
+        assert_eq!(method_point_name("talr", "cot", false, 1), "talr");
+        assert_eq!(method_point_name("talr", "cot", true, 1), "talr (cot)");
+        assert_eq!(
+            method_point_name("sft", "label-only", true, 3),
+            "sft (label-only; mean of 3 seeds)"
+        );
+        assert_eq!(
+            method_point_name("sft", "label-only", false, 2),
+            "sft (mean of 2 seeds)"
+        );
+        assert_eq!(
+            style_suffixed("base model", "cot", true),
+            "base model (cot)"
+        );
+        assert_eq!(style_suffixed("base model", "cot", false), "base model");
     }
 
     #[test]
