@@ -5,30 +5,19 @@
 use crate::cell::style_name;
 use crate::spec::Cell;
 use std::collections::BTreeMap;
-use std::path::Path;
+use talr_analysis::CellResult;
 
-/// Train + eval seconds of every finished cell under `root` (any grid), keyed by target style.
-pub fn finished_seconds(root: &Path) -> BTreeMap<String, Vec<f64>> {
+/// Train + eval seconds of every finished cell among `results` (any grid), keyed by target style.
+pub fn finished_seconds(results: &[CellResult]) -> BTreeMap<String, Vec<f64>> {
     let mut by_style: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-    let entries = std::fs::read_dir(root.join("cells")).into_iter().flatten();
-    for entry in entries.flatten() {
-        let Ok(text) = std::fs::read_to_string(entry.path().join("result.json")) else {
-            continue;
-        };
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
-            continue;
-        };
-        let (Some(style), Some(train), Some(eval)) = (
-            v["style"].as_str(),
-            v["seconds"]["train"].as_f64(),
-            v["seconds"]["eval"].as_f64(),
-        ) else {
-            continue;
-        };
-        by_style
-            .entry(style.to_string())
-            .or_default()
-            .push(train + eval);
+    for r in results.iter().filter(|r| !r.is_base()) {
+        let seconds = &r.raw["seconds"];
+        if let (Some(train), Some(eval)) = (seconds["train"].as_f64(), seconds["eval"].as_f64()) {
+            by_style
+                .entry(r.style.clone())
+                .or_default()
+                .push(train + eval);
+        }
     }
     by_style
 }

@@ -237,7 +237,7 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<PathBuf> {
             );
         }
         let to_run: Vec<&spec::Cell> = cells.iter().filter(|c| !done(c)).collect();
-        let finished = estimate::finished_seconds(&root);
+        let finished = estimate::finished_seconds(&talr_analysis::load_results(&root)?);
         match estimate::seconds_to_run(&to_run, &finished) {
             Some(seconds) => println!(
                 "{} cells, {} to run; about {:.0} min at the mean time of finished cells here of the same target style: {}",

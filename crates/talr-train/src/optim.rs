@@ -46,7 +46,7 @@ impl AdamW {
         grads: &BTreeMap<String, Tensor>,
         lr: f64,
     ) -> Result<f64> {
-        let mut moved_sq = 0f64;
+        let mut moved_sq: Option<Tensor> = None;
         self.step += 1;
         let t = self.step as i32;
         let bc1 = 1.0 - self.beta1.powi(t);
@@ -65,16 +65,21 @@ impl AdamW {
             };
             let next = (theta - (update * lr)?)?.to_dtype(var.dtype())?;
             // Before `set`: an f32 `before` shares the variable's storage. Measured on the stored
-            // dtype, so a low-precision dtype's rounding counts.
-            moved_sq += (next.to_dtype(DType::F32)? - before)?
-                .sqr()?
-                .sum_all()?
-                .to_dtype(DType::F64)?
-                .to_scalar::<f64>()?;
+            // dtype, so a low-precision dtype's rounding counts; summed on the device and read once
+            // after the loop (one sync per step, not one per tensor).
+            let sq = (next.to_dtype(DType::F32)? - before)?.sqr()?.sum_all()?;
+            moved_sq = Some(match moved_sq {
+                Some(total) => (total + sq)?,
+                None => sq,
+            });
             var.set(&next)?;
             self.m.insert(name.clone(), m);
             self.v.insert(name.clone(), v);
         }
+        let moved_sq = match moved_sq {
+            Some(total) => total.to_dtype(DType::F64)?.to_scalar::<f64>()?,
+            None => 0.0,
+        };
         Ok(moved_sq.sqrt())
     }
 }
