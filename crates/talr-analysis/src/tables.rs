@@ -105,15 +105,28 @@ fn styles(rows: &[Row]) -> Vec<String> {
     s
 }
 
-/// "method (lr X)", with the seed count where a row averages several (rows of one table can
-/// differ in how many seeds have finished).
+/// "method (lr X)", with the seed count where a row averages several. Rows of one table can
+/// differ in how many seeds have finished, and so can the styles of one row; then each style's
+/// count is named, so a single CoT run is not read as a three-seed mean.
 fn label(r: &Row) -> String {
-    let seeds = r.cols.values().map(|(d, _, _)| d.n).max().unwrap_or(0);
-    match r.learning_rate {
-        Some(lr) if seeds > 1 => format!("{} (lr {lr:.0e}, {seeds} seeds)", r.method),
-        Some(lr) => format!("{} (lr {lr:.0e})", r.method),
-        None => "base model".to_string(),
+    let Some(lr) = r.learning_rate else {
+        return "base model".to_string();
+    };
+    let counts: Vec<(&String, usize)> = r.cols.iter().map(|(s, (d, _, _))| (s, d.n)).collect();
+    let most = counts.iter().map(|&(_, n)| n).max().unwrap_or(0);
+    if counts.iter().all(|&(_, n)| n == most) {
+        return match most {
+            0 | 1 => format!("{} (lr {lr:.0e})", r.method),
+            n => format!("{} (lr {lr:.0e}, {n} seeds)", r.method),
+        };
     }
+    let mut per_style: Vec<String> = counts.iter().map(|(s, n)| format!("{s} {n}")).collect();
+    per_style.sort_by_key(|x| !x.starts_with("label-only"));
+    format!(
+        "{} (lr {lr:.0e}, seeds: {})",
+        r.method,
+        per_style.join(", ")
+    )
 }
 
 /// The mean, with its interval where there are several seeds; `signed` for differences (ΔL).
@@ -347,5 +360,17 @@ mod tests {
             md.contains("| label-only domain |") && !md.contains("cot"),
             "{md}"
         );
+
+        // A row whose styles have different seed counts names each, so the single CoT run is
+        // not labelled as a two-seed mean.
+        let mut cot_talr = result("talr", 0, 0.1, [1.0, 0.5]);
+        cot_talr.style = "cot".into();
+        let mixed = [results.as_slice(), &[cot_talr]].concat();
+        let rows = grid_rows(&mixed, "table2");
+        assert_eq!(
+            label(&rows[2]),
+            "talr (lr 1e-4, seeds: label-only 2, cot 1)"
+        );
+        assert_eq!(label(&rows[1]), "sft (lr 1e-4)");
     }
 }
