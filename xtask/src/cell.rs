@@ -18,14 +18,14 @@ use talr_model::{DecoderConfig, LoadedModel, ModelSource, TextTokenizer, Trainab
 use talr_train::data::{tokenize, Example, Message};
 use talr_train::{export_merged, prepare, train, trainability, RunOptions};
 
-pub fn load_model(preset: &Preset, mode: Trainability) -> Result<LoadedModel> {
+pub fn load_model(preset: &Preset, device: &Device, mode: Trainability) -> Result<LoadedModel> {
     if preset.model == "tiny-random" {
         let tokenizer = TextTokenizer::byte_level()?;
         let cfg = DecoderConfig::tiny_llama(tokenizer.vocab_size());
-        let weights = random_weights(&cfg, preset.model_seed, 0.1, DType::F32, &Device::Cpu)?;
+        let weights = random_weights(&cfg, preset.model_seed, 0.1, DType::F32, device)?;
         return LoadedModel::from_parts(cfg, weights, tokenizer, "tiny-random".into(), mode);
     }
-    LoadedModel::load(&ModelSource::parse(&preset.model)?, &Device::Cpu, mode)
+    LoadedModel::load(&ModelSource::parse(&preset.model)?, device, mode)
 }
 
 fn style_suffix(style: Style) -> &'static str {
@@ -176,14 +176,20 @@ pub fn versions() -> Value {
 
 /// Evaluates the base model once per preset and style, into `<root>/base/` (general tasks are
 /// generated once and shared by both styles; the domain task's name carries the style).
-pub fn run_base(preset: &Preset, root: &Path, style: Style, progress: bool) -> Result<Value> {
+pub fn run_base(
+    preset: &Preset,
+    root: &Path,
+    style: Style,
+    device: &Device,
+    progress: bool,
+) -> Result<Value> {
     let dir = base_dir(root);
     let result = dir.join(format!("result-{}.json", style_name(style)));
     if let Ok(text) = std::fs::read_to_string(&result) {
         return Ok(serde_json::from_str(&text)?);
     }
     let start = Instant::now();
-    let model = load_model(preset, Trainability::Frozen)?;
+    let model = load_model(preset, device, Trainability::Frozen)?;
     let metrics = evaluate_all(preset, &model, style, &dir, &dir, progress)?;
     let histogram = target_token_histogram(preset, &model, style)?;
     let doc = json!({
@@ -194,6 +200,7 @@ pub fn run_base(preset: &Preset, root: &Path, style: Style, progress: bool) -> R
         "metrics": metrics,
         "token_probability_histogram": histogram,
         "seconds": {"eval": start.elapsed().as_secs_f64()},
+        "device": talr_model::device_name(device),
         "versions": versions(),
     });
     write_json_atomic(&result, &doc)?;
@@ -244,7 +251,13 @@ pub fn cell_dir(root: &Path, cell: &Cell) -> PathBuf {
 }
 
 /// Trains and evaluates one cell; returns its result document. Skips a finished cell.
-pub fn run_cell(preset: &Preset, root: &Path, cell: &Cell, progress: bool) -> Result<Value> {
+pub fn run_cell(
+    preset: &Preset,
+    root: &Path,
+    cell: &Cell,
+    device: &Device,
+    progress: bool,
+) -> Result<Value> {
     let dir = cell_dir(root, cell);
     let result = dir.join("result.json");
     if let Ok(text) = std::fs::read_to_string(&result) {
@@ -252,7 +265,7 @@ pub fn run_cell(preset: &Preset, root: &Path, cell: &Cell, progress: bool) -> Re
     }
     let cfg = &cell.config;
     let start = Instant::now();
-    let mut model = load_model(preset, trainability(cfg))?;
+    let mut model = load_model(preset, device, trainability(cfg))?;
     let initial = model.decoder.named_weights(|w, _| Ok(w.clone()))?;
     let params = prepare(&mut model, cfg)?;
     let examples = domain_examples(preset, cell.style)?;
@@ -276,7 +289,7 @@ pub fn run_cell(preset: &Preset, root: &Path, cell: &Cell, progress: bool) -> Re
     let eval_start = Instant::now();
     let tuned = LoadedModel::load(
         &ModelSource::parse(&merged.display().to_string())?,
-        &Device::Cpu,
+        device,
         Trainability::Frozen,
     )?;
     let metrics = evaluate_all(
@@ -319,6 +332,7 @@ pub fn run_cell(preset: &Preset, root: &Path, cell: &Cell, progress: bool) -> Re
         },
         "metrics": metrics,
         "seconds": {"train": train_seconds, "eval": eval_start.elapsed().as_secs_f64()},
+        "device": talr_model::device_name(device),
         "versions": versions(),
     });
     write_json_atomic(&result, &doc)?;

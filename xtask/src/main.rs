@@ -83,6 +83,10 @@ pub struct ReproduceArgs {
     /// Where results go (default: results/<preset>).
     #[arg(long)]
     results: Option<PathBuf>,
+    /// Where cells train and generate: cpu, cuda, cuda:N, or auto (the first GPU when built with
+    /// `--features cuda` on a machine with one, else the CPU). Recorded in each result.json.
+    #[arg(long, env = "TALR_DEVICE", default_value = "auto")]
+    device: talr_model::DeviceSpec,
 }
 
 fn main() {
@@ -255,10 +259,11 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<PathBuf> {
         return Ok(root);
     }
     std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
+    let device = args.device.open().context("--device")?;
     let quiet_inner = args.jobs > 1;
     for &style in &preset.styles {
         eprintln!("base model, {} prompts", cell::style_name(style));
-        cell::run_base(&preset, &root, style, !quiet_inner)?;
+        cell::run_base(&preset, &root, style, &device, !quiet_inner)?;
     }
     let todo: Vec<&spec::Cell> = cells.iter().filter(|c| !done(c)).collect();
     let bar = talr_evals::runner::progress_bar(cells.len(), "cells", true);
@@ -276,7 +281,7 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<PathBuf> {
                     cell::style_name(c.style),
                     c.learning_rate
                 ));
-                match cell::run_cell(&preset, &root, c, !quiet_inner) {
+                match cell::run_cell(&preset, &root, c, &device, !quiet_inner) {
                     Ok(_) => bar.inc(1),
                     Err(e) => errors
                         .lock()

@@ -1,7 +1,6 @@
 //! `talr bench`: throughput and peak memory of the three workloads everything else is built from.
 
 use anyhow::{Context, Result};
-use candle_core::Device;
 use clap::Args;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use serde_json::json;
@@ -44,6 +43,8 @@ pub struct BenchArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    device: crate::DeviceArg,
 }
 
 /// Peak resident memory of this process since the last [`reset_peak_rss`], in GiB (Linux).
@@ -78,12 +79,13 @@ fn random_pairs(
 
 pub fn run(args: BenchArgs) -> Result<()> {
     let source = ModelSource::parse(&args.model)?;
-    let device = Device::Cpu;
+    let device = args.device.open()?;
     let want = |part: &str| args.only.iter().any(|p| p == part);
     let mut rng = StdRng::seed_from_u64(args.seed);
     let tokens = args.batch * args.seq;
     let mut report = json!({
         "model": args.model,
+        "device": talr_model::device_name(&device),
         "threads": rayon::current_num_threads(),
         "batch": args.batch,
         "seq": args.seq,

@@ -1,6 +1,5 @@
 use crate::score_cmd::default_jobs;
 use anyhow::Result;
-use candle_core::Device;
 use clap::Args;
 use std::path::PathBuf;
 use talr_evals::catalog::build_task;
@@ -42,6 +41,8 @@ pub struct EvalArgs {
     /// HumanEval programs run at once (default: the number of CPUs).
     #[arg(long)]
     jobs: Option<usize>,
+    #[command(flatten)]
+    device: crate::DeviceArg,
 }
 
 pub fn run(args: EvalArgs) -> Result<()> {
@@ -56,7 +57,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         tasks.push(task);
     }
     let source = ModelSource::parse(&args.model)?;
-    let model = LoadedModel::load(&source, &Device::Cpu, Trainability::Frozen)?;
+    let model = LoadedModel::load(&source, &args.device.open()?, Trainability::Frozen)?;
     let opts = EvalOptions {
         batch_size: args.batch_size,
         max_new_tokens: args.max_new_tokens,

@@ -1,5 +1,4 @@
 use anyhow::{Context, Result};
-use candle_core::Device;
 use clap::Args;
 use talr_model::generate::{generate, GenerationConfig, Sampling};
 use talr_model::{ChatMessage, LoadedModel, ModelSource, Trainability};
@@ -33,11 +32,13 @@ pub struct GenerateArgs {
     /// Print one JSON object per prompt instead of plain text.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    device: crate::DeviceArg,
 }
 
 pub fn run(args: GenerateArgs) -> Result<()> {
     let source = ModelSource::parse(&args.model)?;
-    let model = LoadedModel::load(&source, &Device::Cpu, Trainability::Frozen)?;
+    let model = LoadedModel::load(&source, &args.device.open()?, Trainability::Frozen)?;
     let tok = &model.tokenizer;
     let mut prompts = Vec::with_capacity(args.prompts.len());
     for p in &args.prompts {

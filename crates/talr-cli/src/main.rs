@@ -58,6 +58,22 @@ enum AssetsAction {
     List,
 }
 
+/// `--device`, shared by the commands that load a model.
+#[derive(clap::Args)]
+pub struct DeviceArg {
+    /// Where the model runs: cpu, cuda, cuda:N, or auto (the first GPU when this build has CUDA
+    /// and the machine a GPU, else the CPU).
+    #[arg(long, env = "TALR_DEVICE", default_value = "auto")]
+    device: talr_model::DeviceSpec,
+}
+
+impl DeviceArg {
+    pub fn open(&self) -> Result<candle_core::Device> {
+        use anyhow::Context;
+        self.device.open().context("--device")
+    }
+}
+
 /// mimalloc's `mi_option_purge_delay`: -1 keeps freed pages mapped for reuse.
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 

@@ -1,5 +1,4 @@
 use anyhow::{Context, Result};
-use candle_core::Device;
 use clap::Args;
 use std::path::PathBuf;
 use talr_model::{LoadedModel, ModelSource};
@@ -26,13 +25,15 @@ pub struct TrainArgs {
     /// Also write the merged full model (adapters merged, WiSE-FT applied) to OUT/merged.
     #[arg(long)]
     export: bool,
+    #[command(flatten)]
+    device: crate::DeviceArg,
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
     let cfg = TrainConfig::load(&args.config)?;
     let examples = load_examples(&args.data)?;
     let source = ModelSource::parse(&args.model)?;
-    let mut model = LoadedModel::load(&source, &Device::Cpu, trainability(&cfg))?;
+    let mut model = LoadedModel::load(&source, &args.device.open()?, trainability(&cfg))?;
     let initial = if args.export {
         Some(model.decoder.named_weights(|w, _| Ok(w.clone()))?)
     } else {

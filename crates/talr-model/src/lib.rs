@@ -7,7 +7,7 @@
 //! - [`weights`]: GGUF / safetensors / hub loading under Hugging Face names;
 //! - [`tokenizer`]: tokenizer and chat template;
 //! - [`generate`]: batched cached generation; [`logprobs`]: response log-probabilities;
-//! - [`model`]: resolving a user's `--model` into all of the above.
+//! - [`model`]: resolving a user's `--model` into all of the above; [`device`]: its `--device`.
 //!
 //! # Memory plan for the paper preset (3–4B models on one GPU)
 //!
@@ -30,10 +30,17 @@
 //! materialises tokens × vocab f32 logits (16k tokens × 262k vocab = 17 GB for Gemma3), so keep
 //! micro-batches to about 8k tokens there. Total for full fine-tuning of a 4B model at micro-batch
 //! 8 × 1024: about 64 + 6 + 8 ≈ 80 GB.
+//!
+//! That plan assumes checkpointing, which today is a CPU custom op: on CUDA
+//! ([`device::DeviceSpec`]) every block keeps its activations, roughly 10 MB per token for
+//! Qwen2.5-3B (36 layers × ~280 kB of f32 intermediates per token at 1k context; an estimate, not
+//! measured), so there a micro-batch of ~4k tokens (`micro_batch_size` × row length) is what fits
+//! next to the 50–64 GB of weights and optimiser state on a 139 GB card.
 
 pub mod checkpoint;
 pub mod config;
 pub mod decoder;
+pub mod device;
 pub mod generate;
 pub mod logprobs;
 pub mod mask;
@@ -44,5 +51,6 @@ pub mod weights;
 
 pub use config::{Activation, DecoderConfig};
 pub use decoder::{Decoder, Linear, LinearAdapter};
+pub use device::{device_name, DeviceSpec};
 pub use model::{LoadedModel, ModelSource, Trainability};
 pub use tokenizer::{ChatMessage, TextTokenizer};
