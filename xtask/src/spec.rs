@@ -151,6 +151,42 @@ fn load_yaml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     serde_yaml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
+/// A preset's top-level fields, with those of the preset it `extends` (recursively) beneath
+/// them: a preset for another model says `extends: paper` and `model: ...`, and a field it
+/// names replaces the parent's whole field.
+fn preset_fields(dir: &Path, name: &str, chain: &mut Vec<String>) -> Result<serde_yaml::Mapping> {
+    let path = dir.join(format!("{name}.yaml"));
+    if !path.exists() {
+        let wanted = match chain.last() {
+            Some(child) => format!("{child}.yaml: extends: {name}"),
+            None => format!("--preset {name}"),
+        };
+        bail!(
+            "{wanted}: no {} (presets: {})",
+            path.display(),
+            names_in(dir).join(", ")
+        );
+    }
+    if chain.iter().any(|n| n == name) {
+        bail!(
+            "presets extend each other in a cycle: {} -> {name}",
+            chain.join(" -> ")
+        );
+    }
+    chain.push(name.to_string());
+    let mut fields: serde_yaml::Mapping = load_yaml(&path)?;
+    let Some(parent) = fields.remove("extends") else {
+        return Ok(fields);
+    };
+    let parent = parent
+        .as_str()
+        .with_context(|| format!("{}: `extends` must name a preset", path.display()))?
+        .to_string();
+    let mut merged = preset_fields(dir, &parent, chain)?;
+    merged.extend(fields);
+    Ok(merged)
+}
+
 fn names_in(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .map(|d| {
@@ -171,14 +207,18 @@ fn names_in(dir: &Path) -> Vec<String> {
 pub fn load_preset(name: &str) -> Result<Preset> {
     let dir = experiments_dir().join("presets");
     let path = dir.join(format!("{name}.yaml"));
-    if !path.exists() {
+    let fields = preset_fields(&dir, name, &mut Vec::new())?;
+    let preset: Preset = serde_yaml::from_value(serde_yaml::Value::Mapping(fields))
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    // Results go to results/<name>: a preset that extends another must not write into its
+    // parent's results by inheriting its name.
+    if preset.name != name {
         bail!(
-            "--preset {name}: no {} (presets: {})",
+            "{}: name: {:?}, but the file is {name}.yaml; a preset's name is its file's",
             path.display(),
-            names_in(&dir).join(", ")
+            preset.name
         );
     }
-    let preset: Preset = load_yaml(&path)?;
     if preset.seeds.is_empty() || preset.styles.is_empty() {
         bail!("{}: `seeds` and `styles` must not be empty", path.display());
     }
@@ -383,6 +423,31 @@ mod tests {
         assert!(!moved.contains_key(&at_large.id));
         // Grids limited to other presets contribute nothing.
         assert!(moved.values().flatten().all(|g| g != "methods_at_1e_4"));
+    }
+
+    #[test]
+    fn a_preset_extends_another_field_by_field() {
+        let qwen3 = load_preset("paper-qwen3").unwrap();
+        let paper = load_preset("paper").unwrap();
+        assert_eq!(qwen3.name, "paper-qwen3");
+        assert_eq!(qwen3.model, "Qwen/Qwen3-4B");
+        assert_eq!(qwen3.seeds, paper.seeds);
+        assert_eq!(qwen3.learning_rates.large, paper.learning_rates.large);
+
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| {
+            std::fs::write(dir.path().join(format!("{name}.yaml")), text).unwrap()
+        };
+        write("a", "extends: b\nmodel: x\n");
+        write("b", "extends: a\n");
+        let err = preset_fields(dir.path(), "a", &mut Vec::new()).unwrap_err();
+        assert!(err.to_string().contains("cycle: a -> b -> a"), "{err}");
+        write("c", "extends: nowhere\n");
+        let err = preset_fields(dir.path(), "c", &mut Vec::new()).unwrap_err();
+        assert!(
+            err.to_string().starts_with("c.yaml: extends: nowhere: no "),
+            "{err}"
+        );
     }
 
     #[test]
