@@ -39,12 +39,15 @@ enum Command {
     },
     /// Rerun the smoke preset's table2 and compare it with the committed results/smoke/.
     Check,
-    /// Write the tables of finished cells (after sharded runs) without running anything.
+    /// Write the tables of finished cells (after sharded runs) without running anything. Several
+    /// presets (one per model, e.g. `paper,paper-qwen3,paper-gemma3`) give one table with a
+    /// column group per model and their pooled averages, in results/<p1>+<p2>+.../.
     Collect {
         table: String,
-        #[arg(long, default_value = "small")]
-        preset: String,
-        /// Where the results are (default: results/<preset>).
+        #[arg(long, default_value = "small", value_delimiter = ',')]
+        preset: Vec<String>,
+        /// Where the results are: results/<preset> by default; with several presets, the
+        /// directory holding one <preset>/ each (default: results/).
         #[arg(long)]
         results: Option<PathBuf>,
         /// The `--limit` the results were run with, if any (it is part of each cell's config).
@@ -119,10 +122,14 @@ fn run(cli: Cli) -> Result<()> {
             results,
             limit,
         } => {
-            let root = results.unwrap_or_else(|| repo_root().join("results").join(&preset));
-            let preset = effective_preset(&preset, limit)?;
-            let grids = grids_named(&table, &preset)?;
-            write_tables(&root, &preset, &grids)
+            if let [preset] = preset.as_slice() {
+                let root = results.unwrap_or_else(|| repo_root().join("results").join(preset));
+                let preset = effective_preset(preset, limit)?;
+                let grids = grids_named(&table, &preset)?;
+                return write_tables(&root, &preset, &grids);
+            }
+            let parent = results.unwrap_or_else(|| repo_root().join("results"));
+            write_model_tables(&parent, &preset, &table, limit)
         }
     }
 }
@@ -339,6 +346,34 @@ fn results_of(root: &Path, preset: &spec::Preset) -> Result<Vec<talr_analysis::C
         }
     });
     Ok(results)
+}
+
+/// One table per grid over several presets' results (`<parent>/<preset>/`), side by side.
+fn write_model_tables(
+    parent: &Path,
+    names: &[String],
+    table: &str,
+    limit: Option<usize>,
+) -> Result<()> {
+    let mut per_model = Vec::new();
+    let mut grids = None;
+    for name in names {
+        let preset = effective_preset(name, limit)?;
+        let root = parent.join(name);
+        if !root.is_dir() {
+            bail!("--preset {name}: no results in {}", root.display());
+        }
+        grids.get_or_insert(grids_named(table, &preset)?);
+        per_model.push((name.clone(), results_of(&root, &preset)?));
+    }
+    let out = parent.join(names.join("+"));
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    for grid in grids.unwrap_or_default() {
+        for path in talr_analysis::tables::write_model_tables(&per_model, &grid.name, &out)? {
+            println!("{}", path.display());
+        }
+    }
+    Ok(())
 }
 
 fn write_tables(root: &Path, preset: &spec::Preset, grids: &[spec::Grid]) -> Result<()> {

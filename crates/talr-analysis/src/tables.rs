@@ -4,7 +4,7 @@
 
 use crate::{estimate, method_rank, CellResult, Estimate};
 use anyhow::{Context, Result};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -40,6 +40,8 @@ pub struct Row {
     pub paper: Option<(f64, f64)>,
     /// Per style: general code-length drift ΔL against the base model (nats/token).
     pub drift: BTreeMap<String, Estimate>,
+    /// Columns that pool the cells of several models (see [`model_rows`]); seed counts ignore them.
+    pub pooled: BTreeSet<String>,
 }
 
 /// Rows for `grid`: its cells grouped by (method, rate), plus the base model.
@@ -87,8 +89,68 @@ pub fn grid_rows(results: &[CellResult], grid: &str) -> Vec<Row> {
                 .collect(),
             method,
             learning_rate: lr,
+            pooled: BTreeSet::new(),
         })
         .collect()
+}
+
+fn row_key(r: &Row) -> ((usize, String), u64) {
+    (
+        method_rank(&r.method),
+        r.learning_rate.map_or(0, f64::to_bits),
+    )
+}
+
+/// Rows for `grid` over several models (one preset each), in the paper's layout: a column group
+/// per model and style, `MODEL STYLE`, each with its own base model and drift, then per style the
+/// cells of every model pooled (`STYLE (N models)`), which is what the paper's three-model
+/// averages are compared with.
+pub fn model_rows(per_model: &[(String, Vec<CellResult>)], grid: &str) -> Vec<Row> {
+    let n = per_model.len();
+    let pooled_key = |style: &str| format!("{style} ({n} models)");
+    let mut pooled_results = Vec::new();
+    let mut merged: BTreeMap<((usize, String), u64), Row> = BTreeMap::new();
+    for (model, results) in per_model {
+        for row in grid_rows(results, grid) {
+            let key = row_key(&row);
+            let entry = merged.entry(key).or_insert_with(|| Row {
+                method: row.method.clone(),
+                learning_rate: row.learning_rate,
+                cols: BTreeMap::new(),
+                paper: row.paper,
+                drift: BTreeMap::new(),
+                pooled: BTreeSet::new(),
+            });
+            entry.cols.extend(
+                row.cols
+                    .into_iter()
+                    .map(|(s, v)| (format!("{model} {s}"), v)),
+            );
+            entry.drift.extend(
+                row.drift
+                    .into_iter()
+                    .map(|(s, v)| (format!("{model} {s}"), v)),
+            );
+        }
+        pooled_results.extend(results.iter().cloned());
+    }
+    // A style is pooled only where every model has the row, so the pooled columns always average
+    // all of them; drift is left out, each model's being against its own base.
+    for row in grid_rows(&pooled_results, grid) {
+        let Some(entry) = merged.get_mut(&row_key(&row)) else {
+            continue;
+        };
+        for (style, value) in row.cols {
+            let everywhere = per_model
+                .iter()
+                .all(|(model, _)| entry.cols.contains_key(&format!("{model} {style}")));
+            if everywhere {
+                entry.pooled.insert(pooled_key(&style));
+                entry.cols.insert(pooled_key(&style), value);
+            }
+        }
+    }
+    merged.into_values().collect()
 }
 
 /// The target styles the grid's fine-tuned rows have (a base evaluation alone adds no columns).
@@ -100,8 +162,9 @@ fn styles(rows: &[Row]) -> Vec<String> {
         .collect();
     s.sort();
     s.dedup();
-    // Label-only is the main table.
-    s.sort_by_key(|x| x != "label-only");
+    // Label-only is the main table; a style's pooled columns follow its per-model ones.
+    let pooled: BTreeSet<&String> = rows.iter().flat_map(|r| &r.pooled).collect();
+    s.sort_by_key(|x| (!x.contains("label-only"), pooled.contains(x)));
     s
 }
 
@@ -112,7 +175,12 @@ fn label(r: &Row) -> String {
     let Some(lr) = r.learning_rate else {
         return "base model".to_string();
     };
-    let counts: Vec<(&String, usize)> = r.cols.iter().map(|(s, (d, _, _))| (s, d.n)).collect();
+    let counts: Vec<(&String, usize)> = r
+        .cols
+        .iter()
+        .filter(|(s, _)| !r.pooled.contains(*s))
+        .map(|(s, (d, _, _))| (s, d.n))
+        .collect();
     let most = counts.iter().map(|&(_, n)| n).max().unwrap_or(0);
     if counts.iter().all(|&(_, n)| n == most) {
         return match most {
@@ -121,7 +189,7 @@ fn label(r: &Row) -> String {
         };
     }
     let mut per_style: Vec<String> = counts.iter().map(|(s, n)| format!("{s} {n}")).collect();
-    per_style.sort_by_key(|x| !x.starts_with("label-only"));
+    per_style.sort_by_key(|x| !x.contains("label-only"));
     format!(
         "{} (lr {lr:.0e}, seeds: {})",
         r.method,
@@ -278,21 +346,33 @@ fn write_atomic(path: &Path, text: &str) -> Result<()> {
 /// Writes `<root>/<grid>.{md,csv,tex}`; returns the paths (none while the grid has no finished
 /// cell: a table of the base model alone says nothing).
 pub fn write_grid_tables(results: &[CellResult], grid: &str, root: &Path) -> Result<Vec<PathBuf>> {
-    let rows = grid_rows(results, grid);
+    write_rows(&grid_rows(results, grid), grid, root)
+}
+
+fn write_rows(rows: &[Row], grid: &str, root: &Path) -> Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     if rows.iter().all(|r| r.learning_rate.is_none()) {
         return Ok(written);
     }
     for (ext, text) in [
-        ("md", markdown(&rows, grid)),
-        ("csv", csv(&rows)),
-        ("tex", latex(&rows, grid)),
+        ("md", markdown(rows, grid)),
+        ("csv", csv(rows)),
+        ("tex", latex(rows, grid)),
     ] {
         let path = root.join(format!("{grid}.{ext}"));
         write_atomic(&path, &text)?;
         written.push(path);
     }
     Ok(written)
+}
+
+/// Writes `<root>/<grid>.{md,csv,tex}` for several models side by side (see [`model_rows`]).
+pub fn write_model_tables(
+    per_model: &[(String, Vec<CellResult>)],
+    grid: &str,
+    root: &Path,
+) -> Result<Vec<PathBuf>> {
+    write_rows(&model_rows(per_model, grid), grid, root)
 }
 
 #[cfg(test)]
@@ -372,5 +452,51 @@ mod tests {
             "talr (lr 1e-4, seeds: label-only 2, cot 1)"
         );
         assert_eq!(label(&rows[1]), "sft (lr 1e-4)");
+    }
+
+    #[test]
+    fn models_sit_side_by_side_each_against_its_own_base_then_pooled() {
+        let small = vec![
+            result("base", 0, 0.0, [1.0, 0.5]),
+            result("sft", 0, 0.2, [1.5, 0.5]),
+            result("sft", 1, 0.4, [1.5, 0.5]),
+        ];
+        let big = vec![
+            result("base", 0, 0.5, [0.6, 0.3]),
+            result("sft", 0, 0.6, [0.7, 0.4]),
+            result("sft", 1, 0.8, [0.7, 0.4]),
+        ];
+        let rows = model_rows(&[("small".into(), small), ("big".into(), big)], "table2");
+        assert_eq!(rows.len(), 2);
+        let sft = &rows[1];
+        let keys: Vec<&String> = sft.cols.keys().collect();
+        assert_eq!(
+            keys,
+            [
+                "big label-only",
+                "label-only (2 models)",
+                "small label-only"
+            ]
+        );
+        assert!((sft.cols["small label-only"].0.mean - 0.3).abs() < 1e-12);
+        assert!((sft.cols["big label-only"].0.mean - 0.7).abs() < 1e-12);
+        let pooled = &sft.cols["label-only (2 models)"].0;
+        assert!((pooled.mean - 0.5).abs() < 1e-12 && pooled.n == 4);
+        // Each model's drift is against its own base: small (0.5 + 0) / 2, big (0.1 + 0.1) / 2.
+        assert!((sft.drift["small label-only"].mean - 0.25).abs() < 1e-12);
+        assert!((sft.drift["big label-only"].mean - 0.1).abs() < 1e-12);
+        assert!(!sft.drift.contains_key("label-only (2 models)"));
+        assert_eq!(label(sft), "sft (lr 1e-4, 2 seeds)");
+        let md = markdown(&rows, "table2");
+        let header = md.lines().find(|l| l.starts_with("| method |")).unwrap();
+        assert!(
+            header.starts_with("| method | big label-only domain | big label-only general | big label-only avg | small label-only domain |")
+                && header.contains("| label-only (2 models) domain |"),
+            "{header}"
+        );
+        assert!(
+            md.contains("0.558 / 0.381"),
+            "the paper's averages stay beside ours: {md}"
+        );
     }
 }
