@@ -6,6 +6,7 @@
 
 pub mod chart;
 pub mod figures;
+pub mod paired;
 pub mod tables;
 
 use anyhow::{Context, Result};

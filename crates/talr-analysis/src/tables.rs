@@ -343,19 +343,21 @@ fn write_atomic(path: &Path, text: &str) -> Result<()> {
     std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
 }
 
-/// Writes `<root>/<grid>.{md,csv,tex}`; returns the paths (none while the grid has no finished
-/// cell: a table of the base model alone says nothing).
+/// Writes `<root>/<grid>.{md,csv,tex}`, the Markdown with each method against SFT seed for seed
+/// ([`crate::paired`]); returns the paths (none while the grid has no finished cell: a table of
+/// the base model alone says nothing).
 pub fn write_grid_tables(results: &[CellResult], grid: &str, root: &Path) -> Result<Vec<PathBuf>> {
-    write_rows(&grid_rows(results, grid), grid, root)
+    let paired = crate::paired::markdown(&crate::paired::paired_with_sft(results, grid));
+    write_rows(&grid_rows(results, grid), grid, root, &paired)
 }
 
-fn write_rows(rows: &[Row], grid: &str, root: &Path) -> Result<Vec<PathBuf>> {
+fn write_rows(rows: &[Row], grid: &str, root: &Path, md_after: &str) -> Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     if rows.iter().all(|r| r.learning_rate.is_none()) {
         return Ok(written);
     }
     for (ext, text) in [
-        ("md", markdown(rows, grid)),
+        ("md", markdown(rows, grid) + md_after),
         ("csv", csv(rows)),
         ("tex", latex(rows, grid)),
     ] {
@@ -372,7 +374,7 @@ pub fn write_model_tables(
     grid: &str,
     root: &Path,
 ) -> Result<Vec<PathBuf>> {
-    write_rows(&model_rows(per_model, grid), grid, root)
+    write_rows(&model_rows(per_model, grid), grid, root, "")
 }
 
 #[cfg(test)]
