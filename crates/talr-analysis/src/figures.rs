@@ -495,20 +495,9 @@ mod tests {
     #[test]
     fn per_step_curves_come_from_each_styles_first_seed() {
         let cell = |style: &str, seed: u64| CellResult {
-            cell: format!("{style}-{seed}"),
-            method: "sft".into(),
             style: style.into(),
-            learning_rate: Some(3e-4),
-            seed,
-            grids: vec!["table2".into()],
-            domain_accuracy: 0.0,
-            general_avg: 0.0,
-            general: BTreeMap::new(),
-            code_length: BTreeMap::new(),
-            first_mean_nll: None,
-            last_mean_nll: None,
-            hard_token_share: Vec::new(),
-            raw: serde_json::Value::Null,
+            cell: format!("{style}-{seed}"),
+            ..crate::test_cell("sft", seed, 0.0, 0.0, &[])
         };
         let cells = [cell("label-only", 1), cell("cot", 0), cell("label-only", 0)];
         let refs: Vec<&CellResult> = cells.iter().collect();

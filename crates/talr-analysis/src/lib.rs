@@ -211,6 +211,36 @@ pub fn method_rank(method: &str) -> (usize, String) {
     )
 }
 
+/// A label-only cell of the `table2` grid at 3e-4 (the base model has no rate), for tests.
+#[cfg(test)]
+pub(crate) fn test_cell(
+    method: &str,
+    seed: u64,
+    domain: f64,
+    general: f64,
+    code_length: &[(&str, f64)],
+) -> CellResult {
+    CellResult {
+        cell: format!("{method}-{seed}"),
+        method: method.into(),
+        style: "label-only".into(),
+        learning_rate: (method != "base").then_some(3e-4),
+        seed,
+        grids: vec!["table2".into()],
+        domain_accuracy: domain,
+        general_avg: general,
+        general: BTreeMap::new(),
+        code_length: code_length
+            .iter()
+            .map(|&(task, nll)| (task.to_string(), nll))
+            .collect(),
+        first_mean_nll: None,
+        last_mean_nll: None,
+        hard_token_share: Vec::new(),
+        raw: Value::Null,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

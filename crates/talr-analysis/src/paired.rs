@@ -129,22 +129,7 @@ mod tests {
     use super::*;
 
     fn cell(method: &str, seed: u64, domain: f64, general: f64, code_length: f64) -> CellResult {
-        CellResult {
-            cell: format!("{method}-{seed}"),
-            method: method.into(),
-            style: "label-only".into(),
-            learning_rate: (method != "base").then_some(3e-4),
-            seed,
-            grids: vec!["table2".into()],
-            domain_accuracy: domain,
-            general_avg: general,
-            general: BTreeMap::new(),
-            code_length: [("humaneval".to_string(), code_length)].into(),
-            first_mean_nll: None,
-            last_mean_nll: None,
-            hard_token_share: Vec::new(),
-            raw: serde_json::Value::Null,
-        }
+        crate::test_cell(method, seed, domain, general, &[("humaneval", code_length)])
     }
 
     #[test]

@@ -382,25 +382,14 @@ mod tests {
     use super::*;
 
     fn result(method: &str, seed: u64, domain: f64, code_length: [f64; 2]) -> CellResult {
-        CellResult {
-            cell: format!("{method}-{seed}"),
-            method: method.into(),
-            style: "label-only".into(),
-            learning_rate: (method != "base").then_some(1e-4),
+        let [gsm8k, humaneval] = code_length;
+        crate::test_cell(
+            method,
             seed,
-            grids: vec!["table2".into()],
-            domain_accuracy: domain,
-            general_avg: 0.5,
-            general: BTreeMap::new(),
-            code_length: [("gsm8k-100", code_length[0]), ("humaneval", code_length[1])]
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v))
-                .collect(),
-            first_mean_nll: None,
-            last_mean_nll: None,
-            hard_token_share: Vec::new(),
-            raw: serde_json::Value::Null,
-        }
+            domain,
+            0.5,
+            &[("gsm8k-100", gsm8k), ("humaneval", humaneval)],
+        )
     }
 
     #[test]
@@ -415,7 +404,7 @@ mod tests {
         let labels: Vec<String> = rows.iter().map(label).collect();
         assert_eq!(
             labels,
-            ["base model", "sft (lr 1e-4)", "talr (lr 1e-4, 2 seeds)"]
+            ["base model", "sft (lr 3e-4)", "talr (lr 3e-4, 2 seeds)"]
         );
         let talr = &rows[2];
         let (domain, general, _) = &talr.cols["label-only"];
@@ -427,10 +416,10 @@ mod tests {
         assert!(rows[0].drift.is_empty(), "the base model has no drift");
 
         let md = markdown(&rows, "table2");
-        assert!(md.contains("| sft (lr 1e-4) | +0.450 |"), "{md}");
+        assert!(md.contains("| sft (lr 3e-4) | +0.450 |"), "{md}");
         let csv = csv(&rows);
         assert!(csv.lines().next().unwrap().ends_with(",code_length_drift"));
-        assert!(csv.contains("talr,1e-4,label-only,0.300000"), "{csv}");
+        assert!(csv.contains("talr,3e-4,label-only,0.300000"), "{csv}");
         assert!(csv.lines().nth(3).unwrap().ends_with(",0.150000"), "{csv}");
 
         // A base evaluation in a style no cell was trained in adds no empty columns.
@@ -451,9 +440,9 @@ mod tests {
         let rows = grid_rows(&mixed, "table2");
         assert_eq!(
             label(&rows[2]),
-            "talr (lr 1e-4, seeds: label-only 2, cot 1)"
+            "talr (lr 3e-4, seeds: label-only 2, cot 1)"
         );
-        assert_eq!(label(&rows[1]), "sft (lr 1e-4)");
+        assert_eq!(label(&rows[1]), "sft (lr 3e-4)");
     }
 
     #[test]
@@ -488,7 +477,7 @@ mod tests {
         assert!((sft.drift["small label-only"].mean - 0.25).abs() < 1e-12);
         assert!((sft.drift["big label-only"].mean - 0.1).abs() < 1e-12);
         assert!(!sft.drift.contains_key("label-only (2 models)"));
-        assert_eq!(label(sft), "sft (lr 1e-4, 2 seeds)");
+        assert_eq!(label(sft), "sft (lr 3e-4, 2 seeds)");
         let md = markdown(&rows, "table2");
         let header = md.lines().find(|l| l.starts_with("| method |")).unwrap();
         assert!(
