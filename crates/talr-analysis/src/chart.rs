@@ -12,6 +12,30 @@ pub struct Series {
     pub name: String,
     pub points: Vec<(f64, f64)>,
     pub line: bool,
+    /// For a one-point scatter series that averages several runs: the runs' (x, y) ranges, drawn
+    /// as whiskers through the point.
+    pub spread: Option<Spread>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Spread {
+    pub x: (f64, f64),
+    pub y: (f64, f64),
+}
+
+impl Spread {
+    /// The ranges of `points`; `None` for fewer than two.
+    pub fn of(points: &[(f64, f64)]) -> Option<Spread> {
+        let range = |v: &mut dyn Iterator<Item = f64>| {
+            v.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| {
+                (lo.min(x), hi.max(x))
+            })
+        };
+        (points.len() > 1).then(|| Spread {
+            x: range(&mut points.iter().map(|p| p.0)),
+            y: range(&mut points.iter().map(|p| p.1)),
+        })
+    }
 }
 
 pub struct Chart {
@@ -82,7 +106,13 @@ fn register_font() -> Result<()> {
 fn bounds(series: &[Series], name_points: bool) -> ((f64, f64), (f64, f64)) {
     let pts: Vec<(f64, f64)> = series
         .iter()
-        .flat_map(|s| s.points.iter().copied())
+        .flat_map(|s| {
+            let ends = s
+                .spread
+                .iter()
+                .flat_map(|w| [(w.x.0, w.y.0), (w.x.1, w.y.1)]);
+            s.points.iter().copied().chain(ends)
+        })
         .collect();
     let span = |v: Vec<f64>, top: f64| {
         let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
@@ -133,6 +163,14 @@ where
             c.draw_series(s.points.iter().map(|p| Circle::new(*p, 3, color.filled())))
                 .map_err(|e| anyhow::anyhow!("{e:?}"))?;
         } else {
+            if let (Some(w), Some(&(x, y))) = (&s.spread, s.points.first()) {
+                let thin = color.mix(0.6).stroke_width(1);
+                c.draw_series([
+                    PathElement::new(vec![(w.x.0, y), (w.x.1, y)], thin),
+                    PathElement::new(vec![(x, w.y.0), (x, w.y.1)], thin),
+                ])
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            }
             c.draw_series(s.points.iter().map(|p| Circle::new(*p, 5, color.filled())))
                 .map_err(|e| anyhow::anyhow!("{e:?}"))?
                 .label(&s.name)
@@ -186,6 +224,7 @@ mod tests {
             name: name.into(),
             points: vec![(x, y)],
             line: false,
+            spread: None,
         };
         let series = vec![
             dot("sft", 0.091, 0.067),
@@ -195,6 +234,7 @@ mod tests {
                 name: "fit".into(),
                 points: vec![(0.091, 0.067), (0.2, 0.1)],
                 line: true,
+                spread: None,
             },
         ];
         let labels = point_labels(&series);
@@ -214,5 +254,21 @@ mod tests {
         assert_eq!(tick_label(&-4.5), "-4.5");
         assert_eq!(tick_label(&-0.0001), "0");
         assert_eq!(tick_label(&0.125), "0.125");
+    }
+
+    #[test]
+    fn a_point_averaging_several_runs_spans_their_ranges() {
+        assert_eq!(Spread::of(&[(0.1, 0.5)]), None, "one run has no spread");
+        let w = Spread::of(&[(0.1, 0.5), (0.3, 0.2), (0.2, 0.4)]).unwrap();
+        assert_eq!((w.x, w.y), ((0.1, 0.3), (0.2, 0.5)));
+        // The axes reach the whisker ends, not only the mean.
+        let series = [Series {
+            name: "talr".into(),
+            points: vec![(0.2, 0.366)],
+            line: false,
+            spread: Some(w),
+        }];
+        let ((x0, x1), (y0, y1)) = bounds(&series, true);
+        assert!(x0 < 0.1 && x1 > 0.3 && y0 < 0.2 && y1 > 0.5);
     }
 }

@@ -3,7 +3,7 @@
 //! SFT targets (Fig. 3), the domain-vs-general Pareto frontier, and general code-length drift
 //! against the learning rate with a least-squares fit of Theorem 3.1's k1·Δ + k2·Δ²·λ.
 
-use crate::chart::{write_chart, Chart, Series};
+use crate::chart::{write_chart, Chart, Series, Spread};
 use crate::{method_rank, CellResult};
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
@@ -65,6 +65,7 @@ fn push_curve(series: &mut Vec<Series>, name: String, points: Vec<(f64, f64)>) {
             name,
             points,
             line: true,
+            spread: None,
         }),
     }
 }
@@ -99,6 +100,7 @@ fn flat(name: String, xs: &[f64], y: f64) -> Series {
         name,
         points: vec![(lo, y), (hi, y)],
         line: true,
+        spread: None,
     }
 }
 
@@ -232,11 +234,13 @@ pub fn draw_all(results: &[CellResult], root: &Path, out: &Path) -> Result<Vec<P
             name: style_suffixed("domain", &style, several),
             points: pts.iter().map(|p| (p.0.log10(), p.1)).collect(),
             line: true,
+            spread: None,
         });
         series.push(Series {
             name: style_suffixed("general", &style, several),
             points: pts.iter().map(|p| (p.0.log10(), p.2)).collect(),
             line: true,
+            spread: None,
         });
         if let Some(base) = results.iter().find(|r| r.is_base() && r.style == style) {
             base_lines.push((
@@ -288,13 +292,18 @@ pub fn draw_all(results: &[CellResult], root: &Path, out: &Path) -> Result<Vec<P
                 let mut seeds: Vec<u64> = rs.iter().map(|r| r.seed).collect();
                 seeds.sort();
                 seeds.dedup();
+                let runs: Vec<(f64, f64)> = rs
+                    .iter()
+                    .map(|r| (r.domain_accuracy, r.general_avg))
+                    .collect();
                 series.push(Series {
                     name: method_point_name(&method, style, several, seeds.len()),
                     points: vec![(
-                        mean(rs.iter().map(|r| r.domain_accuracy)),
-                        mean(rs.iter().map(|r| r.general_avg)),
+                        mean(runs.iter().map(|p| p.0)),
+                        mean(runs.iter().map(|p| p.1)),
                     )],
                     line: false,
+                    spread: Spread::of(&runs),
                 });
             }
         }
@@ -306,6 +315,7 @@ pub fn draw_all(results: &[CellResult], root: &Path, out: &Path) -> Result<Vec<P
                 name: style_suffixed("base model", &base.style, several),
                 points: vec![(base.domain_accuracy, base.general_avg)],
                 line: false,
+                spread: None,
             });
         }
         let mut rates: Vec<f64> = grid_cells.iter().filter_map(|r| r.learning_rate).collect();
@@ -316,7 +326,14 @@ pub fn draw_all(results: &[CellResult], root: &Path, out: &Path) -> Result<Vec<P
             out,
             &format!("fig2_methods_{grid}"),
             &Chart {
-                title: format!("{grid} (lr {}): domain vs general", rates.join(", ")),
+                title: format!(
+                    "{grid} (lr {}): domain vs general{}",
+                    rates.join(", "),
+                    match series.iter().any(|s| s.spread.is_some()) {
+                        true => " (whiskers: range over seeds)",
+                        false => "",
+                    }
+                ),
                 x_label: "domain accuracy".into(),
                 y_label: "general average".into(),
                 series,
@@ -376,6 +393,7 @@ pub fn draw_all(results: &[CellResult], root: &Path, out: &Path) -> Result<Vec<P
                     .map(|(i, v)| ((i as f64 + 0.5) / n, v.as_f64().unwrap_or(0.0) / total))
                     .collect(),
                 line: true,
+                spread: None,
             });
         }
     }
@@ -414,12 +432,14 @@ pub fn draw_all(results: &[CellResult], root: &Path, out: &Path) -> Result<Vec<P
                 .map(|r| (r.domain_accuracy, r.general_avg))
                 .collect(),
             line: false,
+            spread: None,
         })
         .collect();
     series.push(Series {
         name: "Pareto frontier".into(),
         points: frontier,
         line: true,
+        spread: None,
     });
     written.extend(write_chart(
         out,
@@ -456,6 +476,7 @@ pub fn draw_all(results: &[CellResult], root: &Path, out: &Path) -> Result<Vec<P
         name: name.into(),
         points: pts.iter().map(|(_, lr, dl)| (lr.log10(), *dl)).collect(),
         line: false,
+        spread: None,
     };
     // SFT drawn last so that its points stay visible where another method's coincide.
     let mut series = vec![
@@ -472,6 +493,7 @@ pub fn draw_all(results: &[CellResult], root: &Path, out: &Path) -> Result<Vec<P
             name: format!("SFT fit k1={k1:.3}, k2={k2:.3e}"),
             points: fitted,
             line: true,
+            spread: None,
         });
     }
     written.extend(write_chart(
