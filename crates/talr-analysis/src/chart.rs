@@ -75,6 +75,42 @@ pub fn point_labels(series: &[Series]) -> Vec<((f64, f64), String)> {
         .collect()
 }
 
+/// A label's text box in pixels, top-left corner first.
+#[derive(Debug, Clone, Copy)]
+pub struct LabelBox {
+    pub x: i32,
+    pub y: i32,
+    pub w: i32,
+    pub h: i32,
+}
+
+impl LabelBox {
+    fn overlaps(&self, o: &LabelBox) -> bool {
+        self.x < o.x + o.w && o.x < self.x + self.w && self.y < o.y + o.h && o.y < self.y + self.h
+    }
+}
+
+/// Vertical shifts (pixels) that keep point labels from overlapping: each label, in order, takes
+/// the nearest line-height step up or down from its own place that no earlier label occupies.
+pub fn label_shifts(boxes: &[LabelBox]) -> Vec<i32> {
+    let mut placed: Vec<LabelBox> = Vec::with_capacity(boxes.len());
+    boxes
+        .iter()
+        .map(|b| {
+            let step = b.h.max(1) + 2;
+            let dy = (0..40)
+                .flat_map(|k| [-k * step, k * step])
+                .find(|dy| {
+                    let moved = LabelBox { y: b.y + dy, ..*b };
+                    placed.iter().all(|p| !p.overlaps(&moved))
+                })
+                .unwrap_or(0);
+            placed.push(LabelBox { y: b.y + dy, ..*b });
+            dy
+        })
+        .collect()
+}
+
 fn font_path() -> Result<PathBuf> {
     if let Some(p) = std::env::var_os("TALR_FONT") {
         return Ok(PathBuf::from(p));
@@ -179,11 +215,24 @@ where
     }
     if chart.name_points {
         let font = ("sans-serif", 13).into_font().color(&BLACK);
-        c.draw_series(
-            point_labels(&chart.series)
-                .into_iter()
-                .map(|(p, label)| EmptyElement::at(p) + Text::new(label, (7, -16), font.clone())),
-        )
+        let labels = point_labels(&chart.series);
+        let boxes: Vec<LabelBox> = labels
+            .iter()
+            .map(|(p, label)| {
+                let (x, y) = c.backend_coord(p);
+                let (w, h) = root.estimate_text_size(label, &font).unwrap_or((0, 13));
+                LabelBox {
+                    x: x + 7,
+                    y: y - 16,
+                    w: w as i32,
+                    h: h as i32,
+                }
+            })
+            .collect();
+        let shifts = label_shifts(&boxes);
+        c.draw_series(labels.into_iter().zip(shifts).map(|((p, label), dy)| {
+            EmptyElement::at(p) + Text::new(label, (7, -16 + dy), font.clone())
+        }))
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     } else {
         c.configure_series_labels()
@@ -270,5 +319,25 @@ mod tests {
         }];
         let ((x0, x1), (y0, y1)) = bounds(&series, true);
         assert!(x0 < 0.1 && x1 > 0.3 && y0 < 0.2 && y1 > 0.5);
+    }
+
+    #[test]
+    fn overlapping_point_labels_are_moved_apart_and_others_stay() {
+        let at = |x, y| LabelBox {
+            x,
+            y,
+            w: 150,
+            h: 13,
+        };
+        // Two labels on one line, 60 px apart (the talr_no_floor / talr_tau_0_5 case), and one
+        // far away.
+        let shifts = label_shifts(&[at(100, 300), at(160, 300), at(600, 100)]);
+        assert_eq!(shifts[0], 0);
+        assert_ne!(shifts[1], 0);
+        assert!(
+            shifts[1].abs() >= 13,
+            "moved clear of the first: {shifts:?}"
+        );
+        assert_eq!(shifts[2], 0, "a label with room keeps its place");
     }
 }
