@@ -91,10 +91,16 @@ pub fn paired_with_sft(results: &[CellResult], grid: &str) -> Vec<PairedRow> {
 }
 
 fn signed(e: &Estimate) -> String {
+    // A difference that rounds to zero prints as +0.000 whichever side of zero it fell on (L2's
+    // penalty moves it by 1e-9).
+    let num = |x: f64| match format!("{x:+.3}").as_str() {
+        "-0.000" => "+0.000".to_string(),
+        s => s.to_string(),
+    };
     if e.n > 1 {
-        format!("{:+.3} [{:+.3}, {:+.3}]", e.mean, e.lo, e.hi)
+        format!("{} [{}, {}]", num(e.mean), num(e.lo), num(e.hi))
     } else {
-        format!("{:+.3}", e.mean)
+        num(e.mean)
     }
 }
 
