@@ -5,6 +5,7 @@
 //! it, so their differences cancel it; the table reports those differences (mean over the seeds
 //! both have, with a bootstrap 95% interval) and how many seeds went each way.
 
+use crate::tables::estimate_text;
 use crate::{estimate, method_rank, CellResult, Estimate};
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
@@ -90,20 +91,6 @@ pub fn paired_with_sft(results: &[CellResult], grid: &str) -> Vec<PairedRow> {
         .collect()
 }
 
-fn signed(e: &Estimate) -> String {
-    // A difference that rounds to zero prints as +0.000 whichever side of zero it fell on (L2's
-    // penalty moves it by 1e-9).
-    let num = |x: f64| match format!("{x:+.3}").as_str() {
-        "-0.000" => "+0.000".to_string(),
-        s => s.to_string(),
-    };
-    if e.n > 1 {
-        format!("{} [{}, {}]", num(e.mean), num(e.lo), num(e.hi))
-    } else {
-        num(e.mean)
-    }
-}
-
 /// A Markdown section for the grid's table; empty when no method shares a seed with SFT.
 pub fn markdown(rows: &[PairedRow]) -> String {
     if rows.is_empty() {
@@ -122,9 +109,9 @@ pub fn markdown(rows: &[PairedRow]) -> String {
             r.learning_rate,
             r.style,
             seeds.join(", "),
-            signed(&r.domain),
-            signed(&r.general),
-            r.drift.as_ref().map_or("–".to_string(), signed),
+            estimate_text(&r.domain, true),
+            estimate_text(&r.general, true),
+            r.drift.map_or("–".to_string(), |d| estimate_text(&d, true)),
         );
     }
     out

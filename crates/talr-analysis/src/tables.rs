@@ -197,11 +197,14 @@ fn label(r: &Row) -> String {
     )
 }
 
-/// The mean, with its interval where there are several seeds; `signed` for differences (ΔL).
-fn estimate_text(e: &Estimate, signed: bool) -> String {
-    let num = |x: f64| match signed {
-        true => format!("{x:+.3}"),
-        false => format!("{x:.3}"),
+/// The mean, with its interval where there are several seeds; `signed` for differences (ΔL). A
+/// difference that rounds to zero prints as +0.000 whichever side of zero it fell on (L2's
+/// penalty moves it by 1e-9).
+pub(crate) fn estimate_text(e: &Estimate, signed: bool) -> String {
+    let num = |x: f64| match (signed, format!("{x:+.3}")) {
+        (true, s) if s == "-0.000" => "+0.000".to_string(),
+        (true, s) => s,
+        (false, _) => format!("{x:.3}"),
     };
     if e.n > 1 {
         format!("{} [{}, {}]", num(e.mean), num(e.lo), num(e.hi))
