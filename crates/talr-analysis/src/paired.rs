@@ -3,30 +3,85 @@
 //! A cell's seed fixes the order of its training rows, and on a short run that order moves the
 //! results as much as the choice of method does. Cells of one seed, rate and target style share
 //! it, so their differences cancel it; the table reports those differences (mean over the seeds
-//! both have, with a bootstrap 95% interval) and how many seeds went each way.
+//! both have, with a bootstrap 95% interval) and how many seeds went each way. Over several
+//! models each is paired with its own SFT run, and the pooled row takes every (model, seed) pair.
 
 use crate::tables::estimate_text;
 use crate::{estimate, method_rank, CellResult, Estimate};
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
 /// One method at one rate and style, minus SFT at the same rate, style and seed.
 pub struct PairedRow {
     pub method: String,
     pub learning_rate: f64,
     pub style: String,
+    /// The seed of each pair (repeated when pairs from several models are pooled).
     pub seeds: Vec<u64>,
     pub domain: Estimate,
     pub general: Estimate,
     /// Difference in code-length drift ΔL (negative: drifts less than SFT).
     pub drift: Option<Estimate>,
-    /// Seeds at which the method's general score is (higher, equal, lower) than SFT's.
+    /// Pairs in which the method's general score is (higher, equal, lower) than SFT's.
     pub general_sign: (usize, usize, usize),
 }
 
-/// Rows for every non-SFT method of `grid` that shares at least one (rate, style, seed) with SFT.
-pub fn paired_with_sft(results: &[CellResult], grid: &str) -> Vec<PairedRow> {
+/// Method order (the paper's first), rate, then label-only before CoT: it is the main table.
+type RowKey = ((usize, String), u64, (bool, String));
+
+/// The per-pair differences behind one [`PairedRow`].
+#[derive(Clone)]
+struct Differences {
+    method: String,
+    learning_rate: f64,
+    style: String,
+    seeds: Vec<u64>,
+    domain: Vec<f64>,
+    general: Vec<f64>,
+    drift: Option<Vec<f64>>,
+}
+
+impl Differences {
+    fn append(&mut self, other: &Differences) {
+        self.seeds.extend(&other.seeds);
+        self.domain.extend(&other.domain);
+        self.general.extend(&other.general);
+        self.drift = match (self.drift.take(), &other.drift) {
+            (Some(mut a), Some(b)) => {
+                a.extend(b);
+                Some(a)
+            }
+            _ => None,
+        };
+    }
+
+    fn summary(&self) -> PairedRow {
+        let mut sign = (0, 0, 0);
+        for d in &self.general {
+            // Scores are fractions of at most a few hundred items, so a tie is exact up to
+            // rounding in the averaging.
+            match (d.abs() < 1e-9, d.total_cmp(&0.0)) {
+                (true, _) => sign.1 += 1,
+                (false, Ordering::Greater) => sign.0 += 1,
+                (false, _) => sign.2 += 1,
+            }
+        }
+        PairedRow {
+            method: self.method.clone(),
+            learning_rate: self.learning_rate,
+            style: self.style.clone(),
+            seeds: self.seeds.clone(),
+            domain: estimate(&self.domain),
+            general: estimate(&self.general),
+            drift: self.drift.as_deref().map(estimate),
+            general_sign: sign,
+        }
+    }
+}
+
+/// Differences for every non-SFT method of `grid` that shares at least one (rate, style, seed)
+/// with SFT; runs without an SFT partner at their seed are left out.
+fn differences(results: &[CellResult], grid: &str) -> BTreeMap<RowKey, Differences> {
     let cells: Vec<&CellResult> = results
         .iter()
         .filter(|r| !r.is_base() && r.grids.iter().any(|g| g == grid))
@@ -39,82 +94,136 @@ pub fn paired_with_sft(results: &[CellResult], grid: &str) -> Vec<PairedRow> {
         .collect();
     let base_cl = crate::base_code_lengths(results);
 
-    // Label-only first: it is the main table, CoT the second.
-    type Key<'a> = ((usize, String), u64, (bool, &'a str));
-    let mut pairs: BTreeMap<Key, Vec<(&CellResult, &CellResult)>> = BTreeMap::new();
+    let mut pairs: BTreeMap<RowKey, Vec<(&CellResult, &CellResult)>> = BTreeMap::new();
     for r in cells.iter().filter(|r| r.method != "sft") {
         if let Some(s) = sft.get(&(lr_key(r), r.style.as_str(), r.seed)) {
+            let style_key = (r.style != "label-only", r.style.clone());
             pairs
-                .entry((
-                    method_rank(&r.method),
-                    lr_key(r),
-                    (r.style != "label-only", r.style.as_str()),
-                ))
+                .entry((method_rank(&r.method), lr_key(r), style_key))
                 .or_default()
                 .push((*r, *s));
         }
     }
     pairs
-        .into_values()
-        .map(|mut ps| {
+        .into_iter()
+        .map(|(key, mut ps)| {
             ps.sort_by_key(|(r, _)| r.seed);
             let diff = |f: &dyn Fn(&CellResult) -> f64| -> Vec<f64> {
                 ps.iter().map(|(r, s)| f(r) - f(s)).collect()
             };
-            let general = diff(&|r| r.general_avg);
-            let drift: Option<Vec<f64>> = ps
-                .iter()
-                .map(|(r, s)| Some(r.code_length_drift(&base_cl)? - s.code_length_drift(&base_cl)?))
-                .collect();
-            let mut sign = (0, 0, 0);
-            for d in &general {
-                // Scores are fractions of at most a few hundred items, so a tie is exact up to
-                // rounding in the averaging.
-                match (d.abs() < 1e-9, d.total_cmp(&0.0)) {
-                    (true, _) => sign.1 += 1,
-                    (false, Ordering::Greater) => sign.0 += 1,
-                    (false, _) => sign.2 += 1,
-                }
-            }
             let (first, _) = ps[0];
-            PairedRow {
+            let differences = Differences {
                 method: first.method.clone(),
                 learning_rate: first.learning_rate.unwrap_or_default(),
                 style: first.style.clone(),
                 seeds: ps.iter().map(|(r, _)| r.seed).collect(),
-                domain: estimate(&diff(&|r| r.domain_accuracy)),
-                general: estimate(&general),
-                drift: drift.map(|d| estimate(&d)),
-                general_sign: sign,
-            }
+                domain: diff(&|r| r.domain_accuracy),
+                general: diff(&|r| r.general_avg),
+                drift: ps
+                    .iter()
+                    .map(|(r, s)| {
+                        Some(r.code_length_drift(&base_cl)? - s.code_length_drift(&base_cl)?)
+                    })
+                    .collect(),
+            };
+            (key, differences)
         })
         .collect()
 }
+
+/// Rows for every non-SFT method of `grid` that shares at least one (rate, style, seed) with SFT.
+pub fn paired_with_sft(results: &[CellResult], grid: &str) -> Vec<PairedRow> {
+    differences(results, grid)
+        .values()
+        .map(Differences::summary)
+        .collect()
+}
+
+/// Each model's rows (every model paired with its own SFT and drifting from its own base), then
+/// `N models (pooled)`: every (model, seed) pair of the rows that all models have.
+pub fn paired_across_models(
+    per_model: &[(String, Vec<CellResult>)],
+    grid: &str,
+) -> Vec<(String, Vec<PairedRow>)> {
+    let each: Vec<(&String, BTreeMap<RowKey, Differences>)> = per_model
+        .iter()
+        .map(|(model, results)| (model, differences(results, grid)))
+        .collect();
+    let mut groups: Vec<(String, Vec<PairedRow>)> = each
+        .iter()
+        .map(|(model, d)| {
+            (
+                model.to_string(),
+                d.values().map(Differences::summary).collect(),
+            )
+        })
+        .collect();
+    if let Some(((_, first), rest)) = each.split_first() {
+        let pooled: Vec<PairedRow> = first
+            .iter()
+            .filter_map(|(key, d)| {
+                let mut all = d.clone();
+                for (_, other) in rest {
+                    all.append(other.get(key)?);
+                }
+                Some(all.summary())
+            })
+            .collect();
+        if !rest.is_empty() && !pooled.is_empty() {
+            groups.push((format!("{} models (pooled)", each.len()), pooled));
+        }
+    }
+    groups
+}
+
+const INTRO: &str = "Against SFT, seed for seed: the method's score minus SFT's at the same rate, target style and seed (the seed fixes the order of the training rows), mean over the seeds both have [bootstrap 95% interval]; ΔL lower = drifts less than SFT.";
+const COLUMNS: &str = "| method | style | seeds | domain − SFT | general − SFT | ΔL − SFT's ΔL | general vs SFT (higher / same / lower) |";
 
 /// A Markdown section for the grid's table; empty when no method shares a seed with SFT.
 pub fn markdown(rows: &[PairedRow]) -> String {
     if rows.is_empty() {
         return String::new();
     }
-    let mut out = String::from(
-        "\nAgainst SFT, seed for seed: the method's score minus SFT's at the same rate, target style and seed (the seed fixes the order of the training rows), mean over the seeds both have [bootstrap 95% interval]; ΔL lower = drifts less than SFT.\n\n| method | style | seeds | domain − SFT | general − SFT | ΔL − SFT's ΔL | general vs SFT (higher / same / lower) |\n|---|---|---|---|---|---|---|\n",
-    );
+    let mut out = format!("\n{INTRO}\n\n{COLUMNS}\n|---|---|---|---|---|---|---|\n");
     for r in rows {
-        let seeds: Vec<String> = r.seeds.iter().map(u64::to_string).collect();
-        let (up, same, down) = r.general_sign;
-        let _ = writeln!(
-            out,
-            "| {} (lr {:.0e}) | {} | {} | {} | {} | {} | {up} / {same} / {down} |",
-            r.method,
-            r.learning_rate,
-            r.style,
-            seeds.join(", "),
-            estimate_text(&r.domain, true),
-            estimate_text(&r.general, true),
-            r.drift.map_or("–".to_string(), |d| estimate_text(&d, true)),
-        );
+        out += &row_text(r);
     }
     out
+}
+
+/// The section for several models side by side ([`paired_across_models`]): a `model` column,
+/// each model's rows, then the pooled ones.
+pub fn markdown_across_models(groups: &[(String, Vec<PairedRow>)]) -> String {
+    if groups.iter().all(|(_, rows)| rows.is_empty()) {
+        return String::new();
+    }
+    let mut out = format!(
+        "\n{INTRO} Each model is paired with its own SFT run and drifts from its own base model; the pooled rows take every (model, seed) pair of the rows all models have.\n\n| model {COLUMNS}\n|---|---|---|---|---|---|---|---|\n"
+    );
+    for (model, rows) in groups {
+        for r in rows {
+            out += &format!("| {model} {}", row_text(r));
+        }
+    }
+    out
+}
+
+fn row_text(r: &PairedRow) -> String {
+    let mut seeds = r.seeds.clone();
+    seeds.sort_unstable();
+    seeds.dedup();
+    let seeds: Vec<String> = seeds.iter().map(u64::to_string).collect();
+    let (up, same, down) = r.general_sign;
+    format!(
+        "| {} (lr {:.0e}) | {} | {} | {} | {} | {} | {up} / {same} / {down} |\n",
+        r.method,
+        r.learning_rate,
+        r.style,
+        seeds.join(", "),
+        estimate_text(&r.domain, true),
+        estimate_text(&r.general, true),
+        r.drift.map_or("–".to_string(), |d| estimate_text(&d, true)),
+    )
 }
 
 #[cfg(test)]
@@ -171,5 +280,45 @@ mod tests {
             markdown(&paired_with_sft(&results[..3], "table2")).is_empty(),
             "SFT alone has nothing to be compared with"
         );
+    }
+
+    #[test]
+    fn each_model_pairs_with_its_own_sft_and_the_pooled_row_takes_every_pair() {
+        let model_a = vec![
+            cell("base", 0, 0.0, 0.5, 1.0),
+            cell("sft", 0, 0.2, 0.3, 2.0),
+            cell("talr", 0, 0.2, 0.4, 1.5),
+            cell("wise_ft", 0, 0.3, 0.5, 1.0),
+        ];
+        // Model B's base is far from A's: its drift is taken against its own.
+        let model_b = vec![
+            cell("base", 0, 0.0, 0.6, 5.0),
+            cell("sft", 0, 0.1, 0.5, 7.0),
+            cell("sft", 1, 0.1, 0.5, 7.0),
+            cell("talr", 0, 0.1, 0.5, 6.0),
+            cell("talr", 1, 0.1, 0.4, 8.0),
+        ];
+        let per_model = vec![("a".to_string(), model_a), ("b".to_string(), model_b)];
+        let groups = paired_across_models(&per_model, "table2");
+        let names: Vec<&str> = groups.iter().map(|(m, _)| m.as_str()).collect();
+        assert_eq!(names, ["a", "b", "2 models (pooled)"]);
+
+        let pooled = &groups[2].1;
+        assert_eq!(pooled.len(), 1, "wise_ft ran on one model only: not pooled");
+        let talr = &pooled[0];
+        assert_eq!(talr.seeds, [0, 0, 1], "one pair from a, two from b");
+        // General: +0.1 (a), 0.0 and −0.1 (b); drift: −0.5, −1.0, +1.0.
+        assert_eq!(talr.general_sign, (1, 1, 1));
+        assert!(talr.general.mean.abs() < 1e-12 && talr.general.n == 3);
+        assert!((talr.drift.unwrap().mean + 0.5 / 3.0).abs() < 1e-12);
+
+        let md = markdown_across_models(&groups);
+        assert!(
+            md.contains(
+                "| a | wise_ft (lr 3e-4) | label-only | 0 | +0.100 | +0.200 | -1.000 | 1 / 0 / 0 |"
+            ) && md.contains("| 2 models (pooled) | talr (lr 3e-4) | label-only | 0, 1 | +0.000 ["),
+            "{md}"
+        );
+        assert!(md.contains("| model | method |"), "{md}");
     }
 }

@@ -371,13 +371,17 @@ fn write_rows(rows: &[Row], grid: &str, root: &Path, md_after: &str) -> Result<V
     Ok(written)
 }
 
-/// Writes `<root>/<grid>.{md,csv,tex}` for several models side by side (see [`model_rows`]).
+/// Writes `<root>/<grid>.{md,csv,tex}` for several models side by side (see [`model_rows`]), the
+/// Markdown with each method against SFT per model and pooled over models.
 pub fn write_model_tables(
     per_model: &[(String, Vec<CellResult>)],
     grid: &str,
     root: &Path,
 ) -> Result<Vec<PathBuf>> {
-    write_rows(&model_rows(per_model, grid), grid, root, "")
+    let paired = crate::paired::markdown_across_models(&crate::paired::paired_across_models(
+        per_model, grid,
+    ));
+    write_rows(&model_rows(per_model, grid), grid, root, &paired)
 }
 
 #[cfg(test)]
