@@ -139,9 +139,12 @@ fn register_font() -> Result<()> {
     Ok(())
 }
 
-fn bounds(series: &[Series], name_points: bool) -> ((f64, f64), (f64, f64)) {
+fn bounds<'a>(
+    series: impl IntoIterator<Item = &'a Series>,
+    name_points: bool,
+) -> ((f64, f64), (f64, f64)) {
     let pts: Vec<(f64, f64)> = series
-        .iter()
+        .into_iter()
         .flat_map(|s| {
             let ends = s
                 .spread
@@ -169,13 +172,69 @@ fn bounds(series: &[Series], name_points: bool) -> ((f64, f64), (f64, f64)) {
     )
 }
 
-fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, chart: &Chart) -> Result<()>
+/// The axes' ranges for panels drawn side by side: one range over all of them, so that the same
+/// point sits at the same place in every panel.
+fn shared_bounds(charts: &[Chart]) -> ((f64, f64), (f64, f64)) {
+    bounds(
+        charts.iter().flat_map(|c| &c.series),
+        charts.iter().any(|c| c.name_points),
+    )
+}
+
+fn draw_panels<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, charts: &[Chart]) -> Result<()>
 where
     DB::ErrorType: 'static,
 {
     root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    let ((x0, x1), (y0, y1)) = bounds(&chart.series, chart.name_points);
-    let mut c = ChartBuilder::on(&root)
+    let ranges = shared_bounds(charts);
+    let palette = panel_palette(charts);
+    for ((area, chart), colors) in root
+        .split_evenly((1, charts.len()))
+        .into_iter()
+        .zip(charts)
+        .zip(palette)
+    {
+        draw(&area, chart, ranges, &colors)?;
+    }
+    root.present().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    Ok(())
+}
+
+/// Palette indices for each panel's series. A lone chart colours its series in order; across
+/// panels a series keeps one colour by its name up to any parenthesised qualifier, so that
+/// `sft (mean of 3 seeds)` in one panel and `sft` in the next are the same method in one colour.
+fn panel_palette(charts: &[Chart]) -> Vec<Vec<usize>> {
+    if charts.len() == 1 {
+        return vec![(0..charts[0].series.len()).collect()];
+    }
+    let mut keys: Vec<&str> = Vec::new();
+    charts
+        .iter()
+        .map(|c| {
+            c.series
+                .iter()
+                .map(|s| {
+                    let key = s.name.split(" (").next().unwrap_or_default();
+                    keys.iter().position(|k| *k == key).unwrap_or_else(|| {
+                        keys.push(key);
+                        keys.len() - 1
+                    })
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn draw<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    chart: &Chart,
+    ((x0, x1), (y0, y1)): ((f64, f64), (f64, f64)),
+    colors: &[usize],
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let mut c = ChartBuilder::on(root)
         .caption(&chart.title, ("sans-serif", 22))
         .margin(12)
         .x_label_area_size(40)
@@ -189,7 +248,7 @@ where
         .y_desc(&chart.y_label)
         .draw()
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    for (i, s) in chart.series.iter().enumerate() {
+    for (s, &i) in chart.series.iter().zip(colors) {
         let color = Palette99::pick(i).to_rgba();
         if s.line {
             c.draw_series(LineSeries::new(s.points.clone(), color.stroke_width(2)))
@@ -242,24 +301,33 @@ where
             .draw()
             .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     }
-    root.present().map_err(|e| anyhow::anyhow!("{e:?}"))?;
     Ok(())
 }
 
 /// Writes `<out>/<name>.png` and `.svg`; a chart with no points is skipped.
 pub fn write_chart(out: &Path, name: &str, chart: &Chart) -> Result<Vec<PathBuf>> {
-    if chart.series.iter().all(|s| s.points.is_empty()) {
+    write_panels(out, name, std::slice::from_ref(chart))
+}
+
+/// Writes charts side by side on shared axes as `<out>/<name>.png` and `.svg`; skipped when no
+/// chart has a point.
+pub fn write_panels(out: &Path, name: &str, charts: &[Chart]) -> Result<Vec<PathBuf>> {
+    if charts
+        .iter()
+        .flat_map(|c| &c.series)
+        .all(|s| s.points.is_empty())
+    {
         return Ok(Vec::new());
     }
     register_font()?;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let png = out.join(format!("{name}.png"));
     let svg = out.join(format!("{name}.svg"));
-    draw(
-        BitMapBackend::new(&png, (900, 600)).into_drawing_area(),
-        chart,
-    )?;
-    draw(SVGBackend::new(&svg, (900, 600)).into_drawing_area(), chart)?;
+    // Two panels share a wide image rather than halving one: names written beside points need
+    // the width.
+    let size = (900 + 660 * (charts.len() as u32 - 1), 600);
+    draw_panels(BitMapBackend::new(&png, size).into_drawing_area(), charts)?;
+    draw_panels(SVGBackend::new(&svg, size).into_drawing_area(), charts)?;
     Ok(vec![png, svg])
 }
 
@@ -339,5 +407,53 @@ mod tests {
             "moved clear of the first: {shifts:?}"
         );
         assert_eq!(shifts[2], 0, "a label with room keeps its place");
+    }
+
+    #[test]
+    fn panels_share_axes_and_are_written_side_by_side() {
+        let panel = |title: &str, point: (f64, f64)| Chart {
+            title: title.into(),
+            x_label: "domain accuracy".into(),
+            y_label: "general average".into(),
+            series: vec![Series {
+                name: "sft".into(),
+                points: vec![point],
+                line: false,
+                spread: None,
+            }],
+            name_points: true,
+        };
+        let mut panels = [panel("label-only", (0.1, 0.05)), panel("cot", (0.4, 0.08))];
+        panels[0].series[0].name = "sft (mean of 3 seeds)".into();
+        panels[1].series.insert(
+            0,
+            Series {
+                name: "talr".into(),
+                points: vec![(0.3, 0.07)],
+                line: false,
+                spread: None,
+            },
+        );
+        // One method, one colour in every panel, whatever its qualifiers.
+        assert_eq!(panel_palette(&panels), [vec![0], vec![1, 0]]);
+        // Each panel's axes reach the other's point, so one score sits at one place in both.
+        let ((x0, x1), (y0, y1)) = shared_bounds(&panels);
+        assert!(x0 < 0.1 && x1 > 0.4 && y0 < 0.05 && y1 > 0.08);
+
+        let dir = std::env::temp_dir().join(format!("talr-panels-{}", std::process::id()));
+        let written = write_panels(&dir, "fig", &panels).unwrap();
+        let (width, height) = image_size(&written[0]);
+        assert!(width > 900 && height == 600, "{width}x{height}");
+        assert!(std::fs::read_to_string(&written[1])
+            .unwrap()
+            .contains("cot"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Width and height from a PNG's IHDR chunk.
+    fn image_size(png: &Path) -> (u32, u32) {
+        let bytes = std::fs::read(png).unwrap();
+        let be = |at: usize| u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap());
+        (be(16), be(20))
     }
 }

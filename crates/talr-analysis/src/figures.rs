@@ -3,7 +3,7 @@
 //! SFT targets (Fig. 3), the domain-vs-general Pareto frontier, and general code-length drift
 //! against the learning rate with a least-squares fit of Theorem 3.1's k1·Δ + k2·Δ²·λ.
 
-use crate::chart::{write_chart, Chart, Series, Spread};
+use crate::chart::{write_chart, write_panels, Chart, Series, Spread};
 use crate::{method_rank, CellResult};
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
@@ -162,17 +162,13 @@ fn style_suffixed(name: &str, style: &str, several_styles: bool) -> String {
     qualified(name, style.as_slice())
 }
 
-/// A method's point in Fig. 2: its style where the figure has several, and how many seeds its
-/// mean is over where that is more than one (the seed spread is as large as some method gaps).
-fn method_point_name(method: &str, style: &str, several_styles: bool, seeds: usize) -> String {
-    let mut qualifiers: Vec<String> = several_styles
-        .then(|| style.to_string())
-        .into_iter()
-        .collect();
-    if seeds > 1 {
-        qualifiers.push(format!("mean of {seeds} seeds"));
+/// A method's point in Fig. 2 (one panel per style): how many seeds its mean is over where that
+/// is more than one (the seed spread is as large as some method gaps).
+fn method_point_name(method: &str, seeds: usize) -> String {
+    match seeds {
+        0 | 1 => method.to_string(),
+        n => format!("{method} (mean of {n} seeds)"),
     }
-    qualified(method, &qualifiers)
 }
 
 /// The target styles of the fine-tuned cells (a base evaluation of another style does not count).
@@ -280,11 +276,17 @@ pub fn draw_all(results: &[CellResult], root: &Path, out: &Path) -> Result<Vec<P
     method_grids.dedup();
     for grid in method_grids {
         let grid_cells = in_grid(&cells, grid);
-        let mut series = Vec::new();
-        let grid_styles = styles(grid_cells.iter().copied());
-        let several = grid_styles.len() > 1;
-        for ((_, method), rs) in by_method(grid_cells.iter().copied()) {
-            for style in &grid_styles {
+        let mut rates: Vec<f64> = grid_cells.iter().filter_map(|r| r.learning_rate).collect();
+        rates.sort_by(f64::total_cmp);
+        rates.dedup();
+        let rates: Vec<String> = rates.iter().map(|lr| format!("{lr:.0e}")).collect();
+        // One panel per target style, label-only (the main table) first, on shared axes.
+        let mut grid_styles = styles(grid_cells.iter().copied());
+        grid_styles.sort_by_key(|s| s != "label-only");
+        let mut panels = Vec::new();
+        for style in &grid_styles {
+            let mut series = Vec::new();
+            for ((_, method), rs) in by_method(grid_cells.iter().copied()) {
                 let rs: Vec<&&CellResult> = rs.iter().filter(|r| &r.style == style).collect();
                 if rs.is_empty() {
                     continue;
@@ -297,7 +299,7 @@ pub fn draw_all(results: &[CellResult], root: &Path, out: &Path) -> Result<Vec<P
                     .map(|r| (r.domain_accuracy, r.general_avg))
                     .collect();
                 series.push(Series {
-                    name: method_point_name(&method, style, several, seeds.len()),
+                    name: method_point_name(&method, seeds.len()),
                     points: vec![(
                         mean(runs.iter().map(|p| p.0)),
                         mean(runs.iter().map(|p| p.1)),
@@ -306,40 +308,30 @@ pub fn draw_all(results: &[CellResult], root: &Path, out: &Path) -> Result<Vec<P
                     spread: Spread::of(&runs),
                 });
             }
-        }
-        for base in results
-            .iter()
-            .filter(|r| r.is_base() && grid_styles.contains(&r.style))
-        {
-            series.push(Series {
-                name: style_suffixed("base model", &base.style, several),
-                points: vec![(base.domain_accuracy, base.general_avg)],
-                line: false,
-                spread: None,
-            });
-        }
-        let mut rates: Vec<f64> = grid_cells.iter().filter_map(|r| r.learning_rate).collect();
-        rates.sort_by(f64::total_cmp);
-        rates.dedup();
-        let rates: Vec<String> = rates.iter().map(|lr| format!("{lr:.0e}")).collect();
-        written.extend(write_chart(
-            out,
-            &format!("fig2_methods_{grid}"),
-            &Chart {
+            for base in results.iter().filter(|r| r.is_base() && &r.style == style) {
+                series.push(Series {
+                    name: "base model".into(),
+                    points: vec![(base.domain_accuracy, base.general_avg)],
+                    line: false,
+                    spread: None,
+                });
+            }
+            let whiskers = match series.iter().any(|s| s.spread.is_some()) {
+                true => " (whiskers: seed range)",
+                false => "",
+            };
+            panels.push(Chart {
                 title: format!(
-                    "{grid} (lr {}): domain vs general{}",
-                    rates.join(", "),
-                    match series.iter().any(|s| s.spread.is_some()) {
-                        true => " (whiskers: range over seeds)",
-                        false => "",
-                    }
+                    "{grid} (lr {}), {style} targets{whiskers}",
+                    rates.join(", ")
                 ),
                 x_label: "domain accuracy".into(),
                 y_label: "general average".into(),
                 series,
                 name_points: true,
-            },
-        )?);
+            });
+        }
+        written.extend(write_panels(out, &format!("fig2_methods_{grid}"), &panels)?);
     }
 
     // Fig. 3b: hard-token share over training, per method (first seed, each style).
@@ -550,17 +542,9 @@ mod tests {
     }
 
     #[test]
-    fn method_points_say_their_style_and_how_many_seeds_they_average() {
-        assert_eq!(method_point_name("talr", "cot", false, 1), "talr");
-        assert_eq!(method_point_name("talr", "cot", true, 1), "talr (cot)");
-        assert_eq!(
-            method_point_name("sft", "label-only", true, 3),
-            "sft (label-only; mean of 3 seeds)"
-        );
-        assert_eq!(
-            method_point_name("sft", "label-only", false, 2),
-            "sft (mean of 2 seeds)"
-        );
+    fn method_points_say_how_many_seeds_they_average() {
+        assert_eq!(method_point_name("talr", 1), "talr");
+        assert_eq!(method_point_name("sft", 3), "sft (mean of 3 seeds)");
         assert_eq!(
             style_suffixed("base model", "cot", true),
             "base model (cot)"
