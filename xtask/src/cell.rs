@@ -167,10 +167,28 @@ fn evaluate_all(
     }))
 }
 
+/// The code a result came from: the crate version, and the commit of the checkout the runner
+/// works in with whether its tracked files differed from that commit (`cargo xtask` rebuilds
+/// from the same checkout before it runs). Outside a git checkout both read "unknown".
 pub fn versions() -> Value {
+    let root = crate::repo_root();
+    let git = |args: &[&str]| -> Option<String> {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(&root)
+            .args(args)
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    let commit = git(&["rev-parse", "HEAD"]);
+    let dirty = git(&["status", "--porcelain", "--untracked-files=no"]).map(|s| !s.is_empty());
     json!({
         "talr": env!("CARGO_PKG_VERSION"),
-        "git": option_env!("TALR_GIT_REV").unwrap_or("unknown"),
+        "git": commit.unwrap_or_else(|| "unknown".into()),
+        "git_dirty": dirty.map_or(json!("unknown"), Value::Bool),
     })
 }
 
@@ -337,4 +355,29 @@ pub fn run_cell(
     });
     write_json_atomic(&result, &doc)?;
     Ok(doc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_name_the_checkouts_commit() {
+        let head = std::process::Command::new("git")
+            .arg("-C")
+            .arg(crate::repo_root())
+            .args(["rev-parse", "HEAD"])
+            .output();
+        let v = versions();
+        assert_eq!(v["talr"], env!("CARGO_PKG_VERSION"));
+        match head {
+            Ok(out) if out.status.success() => {
+                let head = String::from_utf8_lossy(&out.stdout).trim().to_string();
+                assert_eq!(v["git"], head.as_str());
+                assert!(v["git_dirty"].is_boolean(), "{v}");
+            }
+            // Not a git checkout (a source tarball): say so rather than guess.
+            _ => assert_eq!(v["git"], "unknown"),
+        }
+    }
 }
