@@ -169,8 +169,15 @@ fn evaluate_all(
 
 /// The code a result came from: the crate version, and the commit of the checkout the runner
 /// works in with whether its tracked files differed from that commit (`cargo xtask` rebuilds
-/// from the same checkout before it runs). Outside a git checkout both read "unknown".
+/// from the same checkout before it runs). Read once, when first asked (`main` asks at start),
+/// so a commit made while a grid runs is not credited with results from the code already
+/// running. Outside a git checkout both read "unknown".
 pub fn versions() -> Value {
+    static AT_START: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    AT_START.get_or_init(read_versions).clone()
+}
+
+fn read_versions() -> Value {
     let root = crate::repo_root();
     let git = |args: &[&str]| -> Option<String> {
         let out = std::process::Command::new("git")
