@@ -75,8 +75,17 @@ pub fn point_labels(series: &[Series]) -> Vec<((f64, f64), String)> {
         .collect()
 }
 
+/// Scatter points' radius in pixels.
+const MARKER_RADIUS_PX: i32 = 5;
+
+/// Space between a point and its label, in pixels.
+const LABEL_GAP_PX: i32 = 7;
+
+/// Point labels' font size in pixels.
+const LABEL_FONT_PX: i32 = 13;
+
 /// A label's text box in pixels, top-left corner first.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LabelBox {
     pub x: i32,
     pub y: i32,
@@ -85,28 +94,45 @@ pub struct LabelBox {
 }
 
 impl LabelBox {
+    /// The box of a label drawn `text_width` pixels wide at `(x, y)`. It is a full line tall:
+    /// the backend's estimate is the height of the ink (10 px for 13 px text), so labels that far apart
+    /// passed as clear while their parentheses and descenders touched.
+    pub fn line_at(x: i32, y: i32, text_width: i32) -> LabelBox {
+        LabelBox {
+            x,
+            y,
+            w: text_width,
+            h: LABEL_FONT_PX * 5 / 4,
+        }
+    }
+
     fn overlaps(&self, o: &LabelBox) -> bool {
         self.x < o.x + o.w && o.x < self.x + self.w && self.y < o.y + o.h && o.y < self.y + self.h
     }
 }
 
-/// Vertical shifts (pixels) that keep point labels from overlapping: each label, in order, takes
-/// the nearest line-height step up or down from its own place that no earlier label occupies.
-pub fn label_shifts(boxes: &[LabelBox]) -> Vec<i32> {
-    let mut placed: Vec<LabelBox> = Vec::with_capacity(boxes.len());
+/// Offsets (pixels) that keep point labels from overlapping: each label, in order, takes the
+/// nearest line-height step up or down from its own place, right of its point or else mirrored to
+/// its left, that neither an earlier label nor one of the `markers` (the drawn points) occupies.
+pub fn label_offsets(boxes: &[LabelBox], markers: &[LabelBox]) -> Vec<(i32, i32)> {
+    let mut placed: Vec<LabelBox> = markers.to_vec();
     boxes
         .iter()
         .map(|b| {
             let step = b.h.max(1) + 2;
-            let dy = (0..40)
+            let to_left = -(2 * LABEL_GAP_PX + b.w);
+            let moved = |(dx, dy): (i32, i32)| LabelBox {
+                x: b.x + dx,
+                y: b.y + dy,
+                ..*b
+            };
+            let offset = (0..40)
                 .flat_map(|k| [-k * step, k * step])
-                .find(|dy| {
-                    let moved = LabelBox { y: b.y + dy, ..*b };
-                    placed.iter().all(|p| !p.overlaps(&moved))
-                })
-                .unwrap_or(0);
-            placed.push(LabelBox { y: b.y + dy, ..*b });
-            dy
+                .flat_map(|dy| [(0, dy), (to_left, dy)])
+                .find(|&o| placed.iter().all(|p| !p.overlaps(&moved(o))))
+                .unwrap_or((0, 0));
+            placed.push(moved(offset));
+            offset
         })
         .collect()
 }
@@ -266,32 +292,49 @@ where
                 ])
                 .map_err(|e| anyhow::anyhow!("{e:?}"))?;
             }
-            c.draw_series(s.points.iter().map(|p| Circle::new(*p, 5, color.filled())))
-                .map_err(|e| anyhow::anyhow!("{e:?}"))?
-                .label(&s.name)
-                .legend(move |(x, y)| Circle::new((x + 8, y), 4, color.filled()));
+            c.draw_series(
+                s.points
+                    .iter()
+                    .map(|p| Circle::new(*p, MARKER_RADIUS_PX, color.filled())),
+            )
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?
+            .label(&s.name)
+            .legend(move |(x, y)| Circle::new((x + 8, y), 4, color.filled()));
         }
     }
     if chart.name_points {
-        let font = ("sans-serif", 13).into_font().color(&BLACK);
+        let font = ("sans-serif", LABEL_FONT_PX).into_font().color(&BLACK);
         let labels = point_labels(&chart.series);
         let boxes: Vec<LabelBox> = labels
             .iter()
             .map(|(p, label)| {
                 let (x, y) = c.backend_coord(p);
-                let (w, h) = root.estimate_text_size(label, &font).unwrap_or((0, 13));
+                let (w, _) = root.estimate_text_size(label, &font).unwrap_or((0, 0));
+                LabelBox::line_at(x + LABEL_GAP_PX, y - 16, w as i32)
+            })
+            .collect();
+        let markers: Vec<LabelBox> = labels
+            .iter()
+            .map(|(p, _)| {
+                let (x, y) = c.backend_coord(p);
                 LabelBox {
-                    x: x + 7,
-                    y: y - 16,
-                    w: w as i32,
-                    h: h as i32,
+                    x: x - MARKER_RADIUS_PX,
+                    y: y - MARKER_RADIUS_PX,
+                    w: 2 * MARKER_RADIUS_PX,
+                    h: 2 * MARKER_RADIUS_PX,
                 }
             })
             .collect();
-        let shifts = label_shifts(&boxes);
-        c.draw_series(labels.into_iter().zip(shifts).map(|((p, label), dy)| {
-            EmptyElement::at(p) + Text::new(label, (7, -16 + dy), font.clone())
-        }))
+        let offsets = label_offsets(&boxes, &markers);
+        c.draw_series(
+            labels
+                .into_iter()
+                .zip(offsets)
+                .map(|((p, label), (dx, dy))| {
+                    EmptyElement::at(p)
+                        + Text::new(label, (LABEL_GAP_PX + dx, -16 + dy), font.clone())
+                }),
+        )
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     } else {
         c.configure_series_labels()
@@ -389,24 +432,90 @@ mod tests {
         assert!(x0 < 0.1 && x1 > 0.3 && y0 < 0.2 && y1 > 0.5);
     }
 
+    fn placed(boxes: &[LabelBox], markers: &[LabelBox]) -> Vec<LabelBox> {
+        let offsets = label_offsets(boxes, markers);
+        boxes
+            .iter()
+            .zip(offsets)
+            .map(|(b, (dx, dy))| LabelBox {
+                x: b.x + dx,
+                y: b.y + dy,
+                ..*b
+            })
+            .collect()
+    }
+
+    fn marker(x: i32, y: i32) -> LabelBox {
+        LabelBox {
+            x: x - MARKER_RADIUS_PX,
+            y: y - MARKER_RADIUS_PX,
+            w: 2 * MARKER_RADIUS_PX,
+            h: 2 * MARKER_RADIUS_PX,
+        }
+    }
+
     #[test]
     fn overlapping_point_labels_are_moved_apart_and_others_stay() {
-        let at = |x, y| LabelBox {
-            x,
-            y,
-            w: 150,
-            h: 13,
-        };
         // Two labels on one line, 60 px apart (the talr_no_floor / talr_tau_0_5 case), and one
         // far away.
-        let shifts = label_shifts(&[at(100, 300), at(160, 300), at(600, 100)]);
-        assert_eq!(shifts[0], 0);
-        assert_ne!(shifts[1], 0);
-        assert!(
-            shifts[1].abs() >= 13,
-            "moved clear of the first: {shifts:?}"
+        let boxes = [
+            LabelBox::line_at(100, 300, 150),
+            LabelBox::line_at(160, 300, 150),
+            LabelBox::line_at(600, 100, 150),
+        ];
+        let at = placed(&boxes, &[]);
+        assert_eq!((at[0].x, at[0].y), (100, 300), "the first keeps its place");
+        assert!(!at[0].overlaps(&at[1]), "moved clear of the first: {at:?}");
+        assert_eq!(
+            (at[2].x, at[2].y),
+            (600, 100),
+            "a label with room keeps its place"
         );
-        assert_eq!(shifts[2], 0, "a label with room keeps its place");
+    }
+
+    #[test]
+    fn labels_a_little_more_than_ink_height_apart_are_still_separated() {
+        // The l2 and lora points of fig2_methods_table1: 12 px apart, same column, labels whose
+        // ink is 10 px tall. Drawn there they touched.
+        let boxes = [
+            LabelBox::line_at(600, 100, 115),
+            LabelBox::line_at(600, 112, 126),
+        ];
+        let at = placed(&boxes, &[]);
+        assert!(!at[0].overlaps(&at[1]), "{at:?}");
+        let (gap_x, gap_y) = (at[1].x - at[0].x, at[1].y - at[0].y);
+        assert!(
+            gap_y.abs() >= LABEL_FONT_PX + 2 || gap_x.abs() >= 115,
+            "one text line or one label width apart at least: {at:?}"
+        );
+    }
+
+    #[test]
+    fn labels_keep_clear_of_other_points() {
+        // fig2_methods_table1: flow's point sat under the lora label's text.
+        let label = LabelBox::line_at(600, 100, 126);
+        let at = placed(&[label], &[marker(645, 110)]);
+        assert!(!at[0].overlaps(&marker(645, 110)), "{at:?}");
+    }
+
+    #[test]
+    fn a_crowded_label_goes_to_the_left_of_its_point_before_it_goes_far() {
+        // Points 12 px apart in one column, each label starting 7 px right of its point: the
+        // second label's nearest free place is beside its own point, on the left, not two lines
+        // away from it.
+        let (x, y0, y1) = (600, 116, 128);
+        let boxes = [
+            LabelBox::line_at(x + LABEL_GAP_PX, y0 - 16, 115),
+            LabelBox::line_at(x + LABEL_GAP_PX, y1 - 16, 126),
+        ];
+        let at = placed(&boxes, &[marker(x, y0), marker(x, y1)]);
+        assert_eq!(at[0], boxes[0]);
+        assert_eq!(at[1].y, boxes[1].y, "{at:?}");
+        assert_eq!(
+            at[1].x + at[1].w,
+            x - LABEL_GAP_PX,
+            "ends 7 px left of its point"
+        );
     }
 
     #[test]
