@@ -81,6 +81,9 @@ const MARKER_RADIUS_PX: i32 = 5;
 /// Space between a point and its label, in pixels.
 const LABEL_GAP_PX: i32 = 7;
 
+/// How far above its point a label's top edge sits, in pixels.
+const LABEL_RISE_PX: i32 = 16;
+
 /// Point labels' font size in pixels.
 const LABEL_FONT_PX: i32 = 13;
 
@@ -103,6 +106,16 @@ impl LabelBox {
             y,
             w: text_width,
             h: LABEL_FONT_PX * 5 / 4,
+        }
+    }
+
+    /// The square a scatter point covers, centred on `(x, y)`.
+    pub fn marker_at(x: i32, y: i32) -> LabelBox {
+        LabelBox {
+            x: x - MARKER_RADIUS_PX,
+            y: y - MARKER_RADIUS_PX,
+            w: 2 * MARKER_RADIUS_PX,
+            h: 2 * MARKER_RADIUS_PX,
         }
     }
 
@@ -310,19 +323,14 @@ where
             .map(|(p, label)| {
                 let (x, y) = c.backend_coord(p);
                 let (w, _) = root.estimate_text_size(label, &font).unwrap_or((0, 0));
-                LabelBox::line_at(x + LABEL_GAP_PX, y - 16, w as i32)
+                LabelBox::line_at(x + LABEL_GAP_PX, y - LABEL_RISE_PX, w as i32)
             })
             .collect();
         let markers: Vec<LabelBox> = labels
             .iter()
             .map(|(p, _)| {
                 let (x, y) = c.backend_coord(p);
-                LabelBox {
-                    x: x - MARKER_RADIUS_PX,
-                    y: y - MARKER_RADIUS_PX,
-                    w: 2 * MARKER_RADIUS_PX,
-                    h: 2 * MARKER_RADIUS_PX,
-                }
+                LabelBox::marker_at(x, y)
             })
             .collect();
         let offsets = label_offsets(&boxes, &markers);
@@ -332,7 +340,7 @@ where
                 .zip(offsets)
                 .map(|((p, label), (dx, dy))| {
                     EmptyElement::at(p)
-                        + Text::new(label, (LABEL_GAP_PX + dx, -16 + dy), font.clone())
+                        + Text::new(label, (LABEL_GAP_PX + dx, dy - LABEL_RISE_PX), font.clone())
                 }),
         )
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
@@ -445,15 +453,6 @@ mod tests {
             .collect()
     }
 
-    fn marker(x: i32, y: i32) -> LabelBox {
-        LabelBox {
-            x: x - MARKER_RADIUS_PX,
-            y: y - MARKER_RADIUS_PX,
-            w: 2 * MARKER_RADIUS_PX,
-            h: 2 * MARKER_RADIUS_PX,
-        }
-    }
-
     #[test]
     fn overlapping_point_labels_are_moved_apart_and_others_stay() {
         // Two labels on one line, 60 px apart (the talr_no_floor / talr_tau_0_5 case), and one
@@ -494,8 +493,8 @@ mod tests {
     fn labels_keep_clear_of_other_points() {
         // fig2_methods_table1: flow's point sat under the lora label's text.
         let label = LabelBox::line_at(600, 100, 126);
-        let at = placed(&[label], &[marker(645, 110)]);
-        assert!(!at[0].overlaps(&marker(645, 110)), "{at:?}");
+        let at = placed(&[label], &[LabelBox::marker_at(645, 110)]);
+        assert!(!at[0].overlaps(&LabelBox::marker_at(645, 110)), "{at:?}");
     }
 
     #[test]
@@ -505,10 +504,13 @@ mod tests {
         // away from it.
         let (x, y0, y1) = (600, 116, 128);
         let boxes = [
-            LabelBox::line_at(x + LABEL_GAP_PX, y0 - 16, 115),
-            LabelBox::line_at(x + LABEL_GAP_PX, y1 - 16, 126),
+            LabelBox::line_at(x + LABEL_GAP_PX, y0 - LABEL_RISE_PX, 115),
+            LabelBox::line_at(x + LABEL_GAP_PX, y1 - LABEL_RISE_PX, 126),
         ];
-        let at = placed(&boxes, &[marker(x, y0), marker(x, y1)]);
+        let at = placed(
+            &boxes,
+            &[LabelBox::marker_at(x, y0), LabelBox::marker_at(x, y1)],
+        );
         assert_eq!(at[0], boxes[0]);
         assert_eq!(at[1].y, boxes[1].y, "{at:?}");
         assert_eq!(
