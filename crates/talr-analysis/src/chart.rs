@@ -12,9 +12,43 @@ pub struct Series {
     pub name: String,
     pub points: Vec<(f64, f64)>,
     pub line: bool,
-    /// For a one-point scatter series that averages several runs: the runs' (x, y) ranges, drawn
-    /// as whiskers through the point.
-    pub spread: Option<Spread>,
+    /// Empty, or one entry per point: for a point that averages several runs, the runs' (x, y)
+    /// ranges, drawn as whiskers through it.
+    pub spreads: Vec<Option<Spread>>,
+}
+
+impl Series {
+    /// Points joined by a line, in the order given.
+    pub fn line(name: impl Into<String>, points: Vec<(f64, f64)>) -> Series {
+        Series {
+            name: name.into(),
+            points,
+            line: true,
+            spreads: Vec::new(),
+        }
+    }
+
+    /// Points drawn as dots.
+    pub fn scatter(name: impl Into<String>, points: Vec<(f64, f64)>) -> Series {
+        Series {
+            line: false,
+            ..Series::line(name, points)
+        }
+    }
+
+    /// The same series with each point's run ranges (one entry per point).
+    pub fn with_spreads(self, spreads: Vec<Option<Spread>>) -> Series {
+        debug_assert_eq!(spreads.len(), self.points.len());
+        Series { spreads, ..self }
+    }
+
+    /// Whether any point averages several runs that differ.
+    pub fn has_spread(&self) -> bool {
+        self.spreads
+            .iter()
+            .flatten()
+            .any(|w| w.x.0 < w.x.1 || w.y.0 < w.y.1)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -186,8 +220,9 @@ fn bounds<'a>(
         .into_iter()
         .flat_map(|s| {
             let ends = s
-                .spread
+                .spreads
                 .iter()
+                .flatten()
                 .flat_map(|w| [(w.x.0, w.y.0), (w.x.1, w.y.1)]);
             s.points.iter().copied().chain(ends)
         })
@@ -289,6 +324,27 @@ where
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     for (s, &i) in chart.series.iter().zip(colors) {
         let color = Palette99::pick(i).to_rgba();
+        // Whiskers with end caps: thin beside a scatter point, line-weight on a curve, where a
+        // thin one disappears under the line.
+        let whisker = color.mix(0.7).stroke_width(if s.line { 2 } else { 1 });
+        let spread_at = || {
+            s.points
+                .iter()
+                .zip(&s.spreads)
+                .filter_map(|(&p, w)| Some((p, (*w)?)))
+        };
+        c.draw_series(
+            spread_at()
+                .filter(|(_, w)| w.x.0 < w.x.1)
+                .map(|((x, y), w)| ErrorBar::new_horizontal(y, w.x.0, x, w.x.1, whisker, 8)),
+        )
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        c.draw_series(
+            spread_at()
+                .filter(|(_, w)| w.y.0 < w.y.1)
+                .map(|((x, y), w)| ErrorBar::new_vertical(x, w.y.0, y, w.y.1, whisker, 8)),
+        )
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
         if s.line {
             c.draw_series(LineSeries::new(s.points.clone(), color.stroke_width(2)))
                 .map_err(|e| anyhow::anyhow!("{e:?}"))?
@@ -297,14 +353,6 @@ where
             c.draw_series(s.points.iter().map(|p| Circle::new(*p, 3, color.filled())))
                 .map_err(|e| anyhow::anyhow!("{e:?}"))?;
         } else {
-            if let (Some(w), Some(&(x, y))) = (&s.spread, s.points.first()) {
-                let thin = color.mix(0.6).stroke_width(1);
-                c.draw_series([
-                    PathElement::new(vec![(w.x.0, y), (w.x.1, y)], thin),
-                    PathElement::new(vec![(x, w.y.0), (x, w.y.1)], thin),
-                ])
-                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-            }
             c.draw_series(
                 s.points
                     .iter()
@@ -388,22 +436,12 @@ mod tests {
 
     #[test]
     fn coincident_points_share_one_label_and_lines_get_none() {
-        let dot = |name: &str, x: f64, y: f64| Series {
-            name: name.into(),
-            points: vec![(x, y)],
-            line: false,
-            spread: None,
-        };
+        let dot = |name: &str, x: f64, y: f64| Series::scatter(name, vec![(x, y)]);
         let series = vec![
             dot("sft", 0.091, 0.067),
             dot("lora", 0.109, 0.044),
             dot("wise_ft", 0.091, 0.067),
-            Series {
-                name: "fit".into(),
-                points: vec![(0.091, 0.067), (0.2, 0.1)],
-                line: true,
-                spread: None,
-            },
+            Series::line("fit", vec![(0.091, 0.067), (0.2, 0.1)]),
         ];
         let labels = point_labels(&series);
         assert_eq!(
@@ -430,14 +468,15 @@ mod tests {
         let w = Spread::of(&[(0.1, 0.5), (0.3, 0.2), (0.2, 0.4)]).unwrap();
         assert_eq!((w.x, w.y), ((0.1, 0.3), (0.2, 0.5)));
         // The axes reach the whisker ends, not only the mean.
-        let series = [Series {
-            name: "talr".into(),
-            points: vec![(0.2, 0.366)],
-            line: false,
-            spread: Some(w),
-        }];
+        let series = [Series::scatter("talr", vec![(0.2, 0.366)]).with_spreads(vec![Some(w)])];
         let ((x0, x1), (y0, y1)) = bounds(&series, true);
         assert!(x0 < 0.1 && x1 > 0.3 && y0 < 0.2 && y1 > 0.5);
+        // So do a line's, point by point.
+        let curve = Series::line("sft", vec![(-4.0, 0.13), (-3.0, 0.01)])
+            .with_spreads(vec![Spread::of(&[(-4.0, 0.09), (-4.0, 0.17)]), None]);
+        assert!(curve.has_spread());
+        let (_, (y0, y1)) = bounds(&[curve], false);
+        assert!(y0 < 0.01 && y1 > 0.17, "{y0} {y1}");
     }
 
     fn placed(boxes: &[LabelBox], markers: &[LabelBox]) -> Vec<LabelBox> {
@@ -526,25 +565,14 @@ mod tests {
             title: title.into(),
             x_label: "domain accuracy".into(),
             y_label: "general average".into(),
-            series: vec![Series {
-                name: "sft".into(),
-                points: vec![point],
-                line: false,
-                spread: None,
-            }],
+            series: vec![Series::scatter("sft", vec![point])],
             name_points: true,
         };
         let mut panels = [panel("label-only", (0.1, 0.05)), panel("cot", (0.4, 0.08))];
         panels[0].series[0].name = "sft (mean of 3 seeds)".into();
-        panels[1].series.insert(
-            0,
-            Series {
-                name: "talr".into(),
-                points: vec![(0.3, 0.07)],
-                line: false,
-                spread: None,
-            },
-        );
+        panels[1]
+            .series
+            .insert(0, Series::scatter("talr", vec![(0.3, 0.07)]));
         // One method, one colour in every panel, whatever its qualifiers.
         assert_eq!(panel_palette(&panels), [vec![0], vec![1, 0]]);
         // Each panel's axes reach the other's point, so one score sits at one place in both.

@@ -24,8 +24,12 @@ fn mean(v: impl Iterator<Item = f64>) -> f64 {
     v.iter().sum::<f64>() / v.len().max(1) as f64
 }
 
-/// Mean (domain, general) per learning rate for one method and style.
-fn per_rate(results: &[CellResult], method: &str, style: &str) -> Vec<(f64, f64, f64)> {
+/// One method's runs of one target style, by learning rate (ascending).
+fn runs_per_rate<'a>(
+    results: &'a [CellResult],
+    method: &str,
+    style: &str,
+) -> Vec<(f64, Vec<&'a CellResult>)> {
     let mut m: BTreeMap<u64, Vec<&CellResult>> = BTreeMap::new();
     for r in results
         .iter()
@@ -36,14 +40,34 @@ fn per_rate(results: &[CellResult], method: &str, style: &str) -> Vec<(f64, f64,
         }
     }
     m.into_iter()
-        .map(|(bits, rs)| {
-            (
-                f64::from_bits(bits),
-                mean(rs.iter().map(|r| r.domain_accuracy)),
-                mean(rs.iter().map(|r| r.general_avg)),
-            )
-        })
+        .map(|(bits, rs)| (f64::from_bits(bits), rs))
         .collect()
+}
+
+/// A curve over log10 learning rate: at each rate the mean of `metric` over the runs there, with
+/// whiskers over their range where they differ.
+fn rate_curve(
+    name: String,
+    per_rate: &[(f64, Vec<&CellResult>)],
+    metric: impl Fn(&CellResult) -> f64,
+) -> Series {
+    let (points, spreads) = per_rate
+        .iter()
+        .map(|(lr, rs)| {
+            let x = lr.log10();
+            let runs: Vec<(f64, f64)> = rs.iter().map(|r| (x, metric(r))).collect();
+            ((x, mean(runs.iter().map(|p| p.1))), Spread::of(&runs))
+        })
+        .unzip();
+    Series::line(name, points).with_spreads(spreads)
+}
+
+/// The note a chart's title carries when some of its points average runs that differ.
+fn whiskers_note(series: &[Series]) -> &'static str {
+    match series.iter().any(Series::has_spread) {
+        true => " (whiskers: seed range)",
+        false => "",
+    }
 }
 
 /// Adds a training curve, or names it on an existing curve it matches to 1e-3: WiSE-FT trains
@@ -61,12 +85,7 @@ fn push_curve(series: &mut Vec<Series>, name: String, points: Vec<(f64, f64)>) {
     };
     match series.iter_mut().find(|s| same(s)) {
         Some(existing) => existing.name = format!("{} = {name}", existing.name),
-        None => series.push(Series {
-            name,
-            points,
-            line: true,
-            spread: None,
-        }),
+        None => series.push(Series::line(name, points)),
     }
 }
 
@@ -96,12 +115,7 @@ fn step_values(root: &Path, cell: &str, field: &str) -> Result<Vec<(f64, f64)>> 
 fn flat(name: String, xs: &[f64], y: f64) -> Series {
     let lo = xs.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    Series {
-        name,
-        points: vec![(lo, y), (hi, y)],
-        line: true,
-        spread: None,
-    }
+    Series::line(name, vec![(lo, y), (hi, y)])
 }
 
 /// The cells of `grid`.
@@ -221,23 +235,21 @@ pub fn draw_all(results: &[CellResult], root: &Path, out: &Path) -> Result<Vec<P
     let all_styles = styles(results);
     let several = all_styles.len() > 1;
     for style in all_styles {
-        let pts = per_rate(results, "sft", &style);
-        if pts.is_empty() {
+        let per_rate = runs_per_rate(results, "sft", &style);
+        if per_rate.is_empty() {
             continue;
         }
-        swept.extend(pts.iter().map(|p| p.0.log10()));
-        series.push(Series {
-            name: style_suffixed("domain", &style, several),
-            points: pts.iter().map(|p| (p.0.log10(), p.1)).collect(),
-            line: true,
-            spread: None,
-        });
-        series.push(Series {
-            name: style_suffixed("general", &style, several),
-            points: pts.iter().map(|p| (p.0.log10(), p.2)).collect(),
-            line: true,
-            spread: None,
-        });
+        swept.extend(per_rate.iter().map(|(lr, _)| lr.log10()));
+        series.push(rate_curve(
+            style_suffixed("domain", &style, several),
+            &per_rate,
+            |r| r.domain_accuracy,
+        ));
+        series.push(rate_curve(
+            style_suffixed("general", &style, several),
+            &per_rate,
+            |r| r.general_avg,
+        ));
         if let Some(base) = results.iter().find(|r| r.is_base() && r.style == style) {
             base_lines.push((
                 style_suffixed("base domain", &style, several),
@@ -246,18 +258,21 @@ pub fn draw_all(results: &[CellResult], root: &Path, out: &Path) -> Result<Vec<P
             base_general = Some(base.general_avg);
         }
     }
-    // The general benchmarks do not depend on the target style: one base line for them.
+    let whiskers = whiskers_note(&series);
+    // The general benchmarks do not depend on the target style: one base line for them; and the
+    // styles' base domain lines share one line where they coincide (the base model scores 0 on both).
     base_lines.extend(base_general.map(|y| ("base general".to_string(), y)));
-    series.extend(
-        base_lines
-            .into_iter()
-            .map(|(name, y)| flat(name, &swept, y)),
-    );
+    let mut reference_lines = Vec::new();
+    for (name, y) in base_lines {
+        let line = flat(name, &swept, y);
+        push_curve(&mut reference_lines, line.name, line.points);
+    }
+    series.extend(reference_lines);
     written.extend(write_chart(
         out,
         "fig1_lr_tradeoff",
         &Chart {
-            title: "SFT: domain and general accuracy vs learning rate".into(),
+            title: format!("SFT: domain and general accuracy vs learning rate{whiskers}"),
             x_label: "log10 learning rate".into(),
             y_label: "accuracy".into(),
             series,
@@ -298,28 +313,22 @@ pub fn draw_all(results: &[CellResult], root: &Path, out: &Path) -> Result<Vec<P
                     .iter()
                     .map(|r| (r.domain_accuracy, r.general_avg))
                     .collect();
-                series.push(Series {
-                    name: method_point_name(&method, seeds.len()),
-                    points: vec![(
-                        mean(runs.iter().map(|p| p.0)),
-                        mean(runs.iter().map(|p| p.1)),
-                    )],
-                    line: false,
-                    spread: Spread::of(&runs),
-                });
+                let at_mean = (
+                    mean(runs.iter().map(|p| p.0)),
+                    mean(runs.iter().map(|p| p.1)),
+                );
+                series.push(
+                    Series::scatter(method_point_name(&method, seeds.len()), vec![at_mean])
+                        .with_spreads(vec![Spread::of(&runs)]),
+                );
             }
             for base in results.iter().filter(|r| r.is_base() && &r.style == style) {
-                series.push(Series {
-                    name: "base model".into(),
-                    points: vec![(base.domain_accuracy, base.general_avg)],
-                    line: false,
-                    spread: None,
-                });
+                series.push(Series::scatter(
+                    "base model",
+                    vec![(base.domain_accuracy, base.general_avg)],
+                ));
             }
-            let whiskers = match series.iter().any(|s| s.spread.is_some()) {
-                true => " (whiskers: seed range)",
-                false => "",
-            };
+            let whiskers = whiskers_note(&series);
             panels.push(Chart {
                 title: format!(
                     "{grid} (lr {}), {style} targets{whiskers}",
@@ -377,16 +386,13 @@ pub fn draw_all(results: &[CellResult], root: &Path, out: &Path) -> Result<Vec<P
         if let Some(h) = base.raw["token_probability_histogram"].as_array() {
             let n = h.len().max(1) as f64;
             let total: f64 = h.iter().filter_map(|v| v.as_f64()).sum::<f64>().max(1.0);
-            series.push(Series {
-                name: format!("targets ({})", base.style),
-                points: h
-                    .iter()
+            series.push(Series::line(
+                format!("targets ({})", base.style),
+                h.iter()
                     .enumerate()
                     .map(|(i, v)| ((i as f64 + 0.5) / n, v.as_f64().unwrap_or(0.0) / total))
                     .collect(),
-                line: true,
-                spread: None,
-            });
+            ));
         }
     }
     written.extend(write_chart(
@@ -417,22 +423,16 @@ pub fn draw_all(results: &[CellResult], root: &Path, out: &Path) -> Result<Vec<P
     frontier.sort_by(|a, b| a.0.total_cmp(&b.0));
     let mut series: Vec<Series> = by_method(cells.iter().copied())
         .into_iter()
-        .map(|((_, m), rs)| Series {
-            name: m,
-            points: rs
-                .iter()
-                .map(|r| (r.domain_accuracy, r.general_avg))
-                .collect(),
-            line: false,
-            spread: None,
+        .map(|((_, m), rs)| {
+            Series::scatter(
+                m,
+                rs.iter()
+                    .map(|r| (r.domain_accuracy, r.general_avg))
+                    .collect(),
+            )
         })
         .collect();
-    series.push(Series {
-        name: "Pareto frontier".into(),
-        points: frontier,
-        line: true,
-        spread: None,
-    });
+    series.push(Series::line("Pareto frontier", frontier));
     written.extend(write_chart(
         out,
         "pareto_frontier",
@@ -464,11 +464,11 @@ pub fn draw_all(results: &[CellResult], root: &Path, out: &Path) -> Result<Vec<P
             _ => other_drift.push(point),
         }
     }
-    let scatter = |name: &str, pts: &[(f64, f64, f64)]| Series {
-        name: name.into(),
-        points: pts.iter().map(|(_, lr, dl)| (lr.log10(), *dl)).collect(),
-        line: false,
-        spread: None,
+    let scatter = |name: &str, pts: &[(f64, f64, f64)]| {
+        Series::scatter(
+            name,
+            pts.iter().map(|(_, lr, dl)| (lr.log10(), *dl)).collect(),
+        )
     };
     // SFT drawn last so that its points stay visible where another method's coincide.
     let mut series = vec![
@@ -481,12 +481,10 @@ pub fn draw_all(results: &[CellResult], root: &Path, out: &Path) -> Result<Vec<P
             .map(|(d, lr, _)| (lr.log10(), k1 * d + k2 * d * d * lr))
             .collect();
         fitted.sort_by(|a, b| a.0.total_cmp(&b.0));
-        series.push(Series {
-            name: format!("SFT fit k1={k1:.3}, k2={k2:.3e}"),
-            points: fitted,
-            line: true,
-            spread: None,
-        });
+        series.push(Series::line(
+            format!("SFT fit k1={k1:.3}, k2={k2:.3e}"),
+            fitted,
+        ));
     }
     written.extend(write_chart(
         out,
@@ -522,6 +520,36 @@ mod tests {
         // "cot" sorts before "label-only", so picking the lowest (seed, style) would have drawn
         // the CoT run alone as SFT's label-only curve.
         assert_eq!(ids, ["cot-0", "label-only-0"]);
+    }
+
+    #[test]
+    fn a_learning_rate_curve_averages_the_seeds_and_spans_them() {
+        let at = |lr: f64, seed: u64, general: f64| CellResult {
+            learning_rate: Some(lr),
+            ..crate::test_cell("sft", seed, 0.05, general, &[])
+        };
+        let cells = [
+            at(1e-3, 0, 0.01),
+            at(1e-4, 0, 0.10),
+            at(1e-4, 1, 0.30),
+            at(1e-4, 2, 0.20),
+            at(1e-5, 0, 0.13),
+            at(1e-5, 1, 0.13),
+        ];
+        let per_rate = runs_per_rate(&cells, "sft", "label-only");
+        let curve = rate_curve("general".into(), &per_rate, |r| r.general_avg);
+        let xs: Vec<f64> = curve.points.iter().map(|p| p.0).collect();
+        assert_eq!(xs, [1e-5f64.log10(), -4.0, -3.0], "ascending rates");
+        assert!((curve.points[1].1 - 0.2).abs() < 1e-12, "the seeds' mean");
+        let spread = curve.spreads[1].unwrap();
+        assert_eq!((spread.x, spread.y), ((-4.0, -4.0), (0.10, 0.30)));
+        assert_eq!(curve.spreads[2], None, "one seed, no whisker");
+        assert!(curve.has_spread());
+        let equal_seeds = rate_curve("domain".into(), &per_rate, |r| r.domain_accuracy);
+        assert!(
+            !equal_seeds.has_spread(),
+            "seeds that agree draw no whisker and earn no note in the title"
+        );
     }
 
     #[test]
