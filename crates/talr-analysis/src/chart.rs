@@ -156,12 +156,20 @@ impl LabelBox {
     fn overlaps(&self, o: &LabelBox) -> bool {
         self.x < o.x + o.w && o.x < self.x + self.w && self.y < o.y + o.h && o.y < self.y + self.h
     }
+
+    fn contains(&self, o: &LabelBox) -> bool {
+        self.x <= o.x
+            && o.x + o.w <= self.x + self.w
+            && self.y <= o.y
+            && o.y + o.h <= self.y + self.h
+    }
 }
 
 /// Offsets (pixels) that keep point labels from overlapping: each label, in order, takes the
 /// nearest line-height step up or down from its own place, right of its point or else mirrored to
-/// its left, that neither an earlier label nor one of the `markers` (the drawn points) occupies.
-pub fn label_offsets(boxes: &[LabelBox], markers: &[LabelBox]) -> Vec<(i32, i32)> {
+/// its left, that lies inside the plotting `area` (not over the axes' tick labels) and that neither
+/// an earlier label nor one of the `markers` (the drawn points) occupies.
+pub fn label_offsets(boxes: &[LabelBox], markers: &[LabelBox], area: LabelBox) -> Vec<(i32, i32)> {
     let mut placed: Vec<LabelBox> = markers.to_vec();
     boxes
         .iter()
@@ -176,7 +184,10 @@ pub fn label_offsets(boxes: &[LabelBox], markers: &[LabelBox]) -> Vec<(i32, i32)
             let offset = (0..40)
                 .flat_map(|k| [-k * step, k * step])
                 .flat_map(|dy| [(0, dy), (to_left, dy)])
-                .find(|&o| placed.iter().all(|p| !p.overlaps(&moved(o))))
+                .find(|&o| {
+                    let at = moved(o);
+                    area.contains(&at) && placed.iter().all(|p| !p.overlaps(&at))
+                })
                 .unwrap_or((0, 0));
             placed.push(moved(offset));
             offset
@@ -381,7 +392,14 @@ where
                 LabelBox::marker_at(x, y)
             })
             .collect();
-        let offsets = label_offsets(&boxes, &markers);
+        let (xs, ys) = c.plotting_area().get_pixel_range();
+        let area = LabelBox {
+            x: xs.start,
+            y: ys.start,
+            w: xs.end - xs.start,
+            h: ys.end - ys.start,
+        };
+        let offsets = label_offsets(&boxes, &markers, area);
         c.draw_series(
             labels
                 .into_iter()
@@ -479,8 +497,20 @@ mod tests {
         assert!(y0 < 0.01 && y1 > 0.17, "{y0} {y1}");
     }
 
+    /// A plotting area wide enough for every label in these tests.
+    const WIDE_AREA: LabelBox = LabelBox {
+        x: 0,
+        y: 0,
+        w: 1000,
+        h: 600,
+    };
+
     fn placed(boxes: &[LabelBox], markers: &[LabelBox]) -> Vec<LabelBox> {
-        let offsets = label_offsets(boxes, markers);
+        placed_in(boxes, markers, WIDE_AREA)
+    }
+
+    fn placed_in(boxes: &[LabelBox], markers: &[LabelBox], area: LabelBox) -> Vec<LabelBox> {
+        let offsets = label_offsets(boxes, markers, area);
         boxes
             .iter()
             .zip(offsets)
@@ -557,6 +587,28 @@ mod tests {
             x - LABEL_GAP_PX,
             "ends 7 px left of its point"
         );
+    }
+
+    #[test]
+    fn a_label_crowded_at_the_left_edge_stays_inside_the_plotting_area() {
+        // fig2_methods_table2's CoT panel: lora and dft sit at domain 0, by the y axis, one just
+        // above the other; the second label went left of its point, over the axis' tick labels.
+        let area = LabelBox {
+            x: 60,
+            y: 40,
+            w: 700,
+            h: 500,
+        };
+        let (x, y0, y1) = (70, 300, 310);
+        let boxes = [
+            LabelBox::line_at(x + LABEL_GAP_PX, y0 - LABEL_RISE_PX, 150),
+            LabelBox::line_at(x + LABEL_GAP_PX, y1 - LABEL_RISE_PX, 140),
+        ];
+        let markers = [LabelBox::marker_at(x, y0), LabelBox::marker_at(x, y1)];
+        let at = placed_in(&boxes, &markers, area);
+        assert!(at.iter().all(|b| area.contains(b)), "{at:?}");
+        assert!(!at[0].overlaps(&at[1]), "{at:?}");
+        assert_eq!(at[1].x, boxes[1].x, "kept right of its point: {at:?}");
     }
 
     #[test]
