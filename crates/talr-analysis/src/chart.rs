@@ -72,9 +72,19 @@ impl Spread {
     }
 }
 
+/// How x values map to tick labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum XScale {
+    Linear,
+    /// The x values are log10 of the quantity (a learning rate); ticks name the quantity at its
+    /// powers of ten, where `-4.8` would mean nothing to a reader.
+    Log10,
+}
+
 pub struct Chart {
     pub title: String,
     pub x_label: String,
+    pub x_scale: XScale,
     pub y_label: String,
     pub series: Vec<Series>,
     /// Write each scatter series' name beside its points; coincident points share one label.
@@ -89,6 +99,16 @@ pub fn tick_label(v: &f64) -> String {
         "0".into()
     } else {
         s.into()
+    }
+}
+
+/// Tick labels on a log10 axis: `1e-4` at each power of ten, nothing between.
+pub fn log10_tick_label(v: &f64) -> String {
+    let power = v.round();
+    if (v - power).abs() < 1e-6 {
+        format!("1e{power}")
+    } else {
+        String::new()
     }
 }
 
@@ -326,8 +346,12 @@ where
         .y_label_area_size(56)
         .build_cartesian_2d(x0..x1, y0..y1)
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let x_tick_label = match chart.x_scale {
+        XScale::Linear => tick_label,
+        XScale::Log10 => log10_tick_label,
+    };
     c.configure_mesh()
-        .x_label_formatter(&tick_label)
+        .x_label_formatter(&x_tick_label)
         .y_label_formatter(&tick_label)
         .x_desc(&chart.x_label)
         .y_desc(&chart.y_label)
@@ -478,6 +502,9 @@ mod tests {
         assert_eq!(tick_label(&-4.5), "-4.5");
         assert_eq!(tick_label(&-0.0001), "0");
         assert_eq!(tick_label(&0.125), "0.125");
+        assert_eq!(log10_tick_label(&-4.0), "1e-4");
+        assert_eq!(log10_tick_label(&-3.0000000001), "1e-3");
+        assert_eq!(log10_tick_label(&-4.8), "", "between powers of ten");
     }
 
     #[test]
@@ -616,6 +643,7 @@ mod tests {
         let panel = |title: &str, point: (f64, f64)| Chart {
             title: title.into(),
             x_label: "domain accuracy".into(),
+            x_scale: XScale::Linear,
             y_label: "general average".into(),
             series: vec![Series::scatter("sft", vec![point])],
             name_points: true,

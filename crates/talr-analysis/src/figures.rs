@@ -3,7 +3,7 @@
 //! SFT targets (Fig. 3), the domain-vs-general Pareto frontier, and general code-length drift
 //! against the learning rate with a least-squares fit of Theorem 3.1's k1·Δ + k2·Δ²·λ.
 
-use crate::chart::{write_chart, write_panels, Chart, Series, Spread};
+use crate::chart::{write_chart, write_panels, Chart, Series, Spread, XScale};
 use crate::{method_rank, CellResult};
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
@@ -273,7 +273,8 @@ pub fn draw_all(results: &[CellResult], root: &Path, out: &Path) -> Result<Vec<P
         "fig1_lr_tradeoff",
         &Chart {
             title: format!("SFT: domain and general accuracy vs learning rate{whiskers}"),
-            x_label: "log10 learning rate".into(),
+            x_label: "learning rate (log scale)".into(),
+            x_scale: XScale::Log10,
             y_label: "accuracy".into(),
             series,
             name_points: false,
@@ -335,6 +336,7 @@ pub fn draw_all(results: &[CellResult], root: &Path, out: &Path) -> Result<Vec<P
                     rates.join(", ")
                 ),
                 x_label: "domain accuracy".into(),
+                x_scale: XScale::Linear,
                 y_label: "general average".into(),
                 series,
                 name_points: true,
@@ -357,6 +359,7 @@ pub fn draw_all(results: &[CellResult], root: &Path, out: &Path) -> Result<Vec<P
         &Chart {
             title: "Share of hard target tokens (p < 0.2) during training".into(),
             x_label: "optimiser step".into(),
+            x_scale: XScale::Linear,
             y_label: "hard-token share".into(),
             series,
             name_points: false,
@@ -373,6 +376,7 @@ pub fn draw_all(results: &[CellResult], root: &Path, out: &Path) -> Result<Vec<P
             &Chart {
                 title: format!("{grid}: mean NLL of each batch's target tokens"),
                 x_label: "optimiser step".into(),
+                x_scale: XScale::Linear,
                 y_label: "NLL (nats/token, before the step)".into(),
                 series,
                 name_points: false,
@@ -401,6 +405,7 @@ pub fn draw_all(results: &[CellResult], root: &Path, out: &Path) -> Result<Vec<P
         &Chart {
             title: "Base-model probability of each SFT target token".into(),
             x_label: "p(token) under the base model".into(),
+            x_scale: XScale::Linear,
             y_label: "share of tokens".into(),
             series,
             name_points: false,
@@ -439,6 +444,7 @@ pub fn draw_all(results: &[CellResult], root: &Path, out: &Path) -> Result<Vec<P
         &Chart {
             title: "Domain vs general: every cell".into(),
             x_label: "domain accuracy".into(),
+            x_scale: XScale::Linear,
             y_label: "general average".into(),
             series,
             name_points: false,
@@ -491,7 +497,8 @@ pub fn draw_all(results: &[CellResult], root: &Path, out: &Path) -> Result<Vec<P
         "code_length_drift",
         &Chart {
             title: "General code-length drift ΔL vs learning rate".into(),
-            x_label: "log10 learning rate".into(),
+            x_label: "learning rate (log scale)".into(),
+            x_scale: XScale::Log10,
             y_label: "ΔL (nats/token)".into(),
             series,
             name_points: false,
