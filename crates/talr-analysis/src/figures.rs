@@ -482,15 +482,22 @@ pub fn draw_all(results: &[CellResult], root: &Path, out: &Path) -> Result<Vec<P
         scatter("SFT cells", &sft_drift),
     ];
     if let Some((k1, k2)) = fit_theorem_3_1(&sft_drift) {
-        let mut fitted: Vec<(f64, f64)> = sft_drift
+        // The fit depends on each cell's own Δ, so it is a value per SFT cell, not a curve over
+        // the rate: drawn at each cell, with a whisker to the measured ΔL (the residual).
+        let (fitted, residuals) = sft_drift
             .iter()
-            .map(|(d, lr, _)| (lr.log10(), k1 * d + k2 * d * d * lr))
-            .collect();
-        fitted.sort_by(|a, b| a.0.total_cmp(&b.0));
-        series.push(Series::line(
-            format!("SFT fit k1={k1:.3}, k2={k2:.3e}"),
-            fitted,
-        ));
+            .map(|&(d, lr, measured)| {
+                let at = (lr.log10(), k1 * d + k2 * d * d * lr);
+                (at, Spread::of(&[at, (at.0, measured)]))
+            })
+            .unzip();
+        series.push(
+            Series::scatter(
+                format!("SFT fit k1={k1:.3}, k2={k2:.3e} (whisker: to the cell)"),
+                fitted,
+            )
+            .with_spreads(residuals),
+        );
     }
     written.extend(write_chart(
         out,
