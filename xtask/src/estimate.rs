@@ -34,6 +34,8 @@ pub fn seconds_to_run(to_run: &[&Cell], finished: &BTreeMap<String, Vec<f64>>) -
         return None;
     }
     let overall = mean(&all);
+    // A fold from +0.0, not `sum()`: f64's `Sum` starts at -0.0, which printed "about -0 min"
+    // for a grid with nothing left to run.
     Some(
         to_run
             .iter()
@@ -42,7 +44,7 @@ pub fn seconds_to_run(to_run: &[&Cell], finished: &BTreeMap<String, Vec<f64>>) -
                     .get(style_name(c.style))
                     .map_or(overall, |xs| mean(xs))
             })
-            .sum(),
+            .fold(0.0, |total, seconds| total + seconds),
     )
 }
 
@@ -84,6 +86,8 @@ mod tests {
         let only_label = BTreeMap::from([("label-only".to_string(), vec![900.0, 1100.0])]);
         assert_eq!(seconds_to_run(&[&cot], &only_label), Some(1000.0));
         assert_eq!(seconds_to_run(&[&cot], &BTreeMap::new()), None);
+        let nothing_left = seconds_to_run(&[], &finished).unwrap();
+        assert_eq!(format!("{:.0} min", nothing_left / 60.0), "0 min");
         assert_eq!(
             describe(&finished),
             "cot 2000 s (1 cell), label-only 1100 s (2 cells)"
