@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 mod drift;
+pub use drift::fit_theorem_3_1;
 
 fn by_method<'a>(
     rs: impl Iterator<Item = &'a CellResult>,

@@ -32,8 +32,8 @@ pub(super) fn draw(
     cells: &[&CellResult],
     out: &Path,
 ) -> Result<Vec<PathBuf>> {
-    // Code-length drift vs learning rate. Theorem 3.1 models plain fine-tuning, so the fit of
-    // k1·Δ + k2·Δ²·λ uses the SFT cells; the other methods are shown beside them, unfitted.
+    // Theorem 3.1 models plain fine-tuning, so the fit uses the SFT cells; the other methods are
+    // shown beside them, unfitted.
     let base_cl = crate::base_code_lengths(results);
     let (mut sft_drift, mut other_drift) = (Vec::new(), Vec::new());
     for r in cells {
