@@ -3,6 +3,7 @@
 mod cell;
 mod check;
 mod estimate;
+mod plain_log;
 mod spec;
 
 use anyhow::{bail, Context, Result};
@@ -277,6 +278,8 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<PathBuf> {
     let todo: Vec<&spec::Cell> = cells.iter().filter(|c| !done(c)).collect();
     let bar = talr_evals::runner::progress_bar(cells.len(), "cells", true);
     bar.set_position((cells.len() - todo.len()) as u64);
+    let finished = estimate::finished_seconds(&talr_analysis::load_results(&root)?);
+    let log = plain_log::PlainLog::new(&todo, cells.len() - todo.len(), finished, args.jobs);
     let next = AtomicUsize::new(0);
     let errors = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
@@ -290,7 +293,11 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<PathBuf> {
                     cell::style_name(c.style),
                     c.learning_rate
                 ));
-                match cell::run_cell(&preset, &root, c, &device, !quiet_inner) {
+                log.start(c);
+                let started = std::time::Instant::now();
+                let outcome = cell::run_cell(&preset, &root, c, &device, !quiet_inner);
+                log.finish(c, started.elapsed().as_secs_f64(), outcome.is_ok());
+                match outcome {
                     Ok(_) => bar.inc(1),
                     Err(e) => errors
                         .lock()

@@ -1,0 +1,175 @@
+//! Progress for output that is not a terminal — a Slurm job's log, `nohup … > log` — where the
+//! indicatif bar draws nothing: one line as each cell starts and one as it ends, with the time
+//! left priced like `--dry-run`'s estimate and updated with the cells this run has finished.
+
+use crate::cell::style_name;
+use crate::estimate;
+use crate::spec::Cell;
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::sync::Mutex;
+use std::time::Instant;
+
+pub struct PlainLog<'a> {
+    enabled: bool,
+    total: usize,
+    jobs: usize,
+    started: Instant,
+    state: Mutex<State<'a>>,
+}
+
+struct State<'a> {
+    done: usize,
+    pending: Vec<&'a Cell>,
+    finished: BTreeMap<String, Vec<f64>>,
+}
+
+impl<'a> PlainLog<'a> {
+    /// `todo` are the cells this run will train, `already_done` how many of the grid's cells were
+    /// finished before it, and `finished` the train + eval seconds of finished cells by style.
+    pub fn new(
+        todo: &[&'a Cell],
+        already_done: usize,
+        finished: BTreeMap<String, Vec<f64>>,
+        jobs: usize,
+    ) -> Self {
+        Self {
+            enabled: !std::io::stderr().is_terminal(),
+            total: already_done + todo.len(),
+            jobs: jobs.max(1),
+            started: Instant::now(),
+            state: Mutex::new(State {
+                done: already_done,
+                pending: todo.to_vec(),
+                finished,
+            }),
+        }
+    }
+
+    pub fn start(&self, cell: &Cell) {
+        if self.enabled {
+            eprintln!("{}", self.start_line(cell));
+        }
+    }
+
+    /// Records that `cell` ended after `seconds` (`ok = false`: it failed) and logs it.
+    pub fn finish(&self, cell: &Cell, seconds: f64, ok: bool) {
+        let line = self.finish_line(cell, seconds, ok);
+        if self.enabled {
+            eprintln!("{line}");
+        }
+    }
+
+    fn start_line(&self, cell: &Cell) -> String {
+        let done = self.state.lock().unwrap().done;
+        format!(
+            "[{done}/{} cells, {}] start {} ({} {} lr {:.0e} seed {})",
+            self.total,
+            clock(self.started.elapsed().as_secs_f64()),
+            cell.id,
+            cell.method,
+            style_name(cell.style),
+            cell.learning_rate,
+            cell.seed
+        )
+    }
+
+    fn finish_line(&self, cell: &Cell, seconds: f64, ok: bool) -> String {
+        let mut state = self.state.lock().unwrap();
+        state.pending.retain(|c| c.id != cell.id);
+        let outcome = if ok {
+            state.done += 1;
+            state
+                .finished
+                .entry(style_name(cell.style).to_string())
+                .or_default()
+                .push(seconds);
+            "done"
+        } else {
+            "FAILED"
+        };
+        let left = match estimate::seconds_to_run(&state.pending, &state.finished) {
+            _ if state.pending.is_empty() => String::new(),
+            Some(s) => format!(
+                "; about {} left for {}",
+                clock(s / self.jobs as f64),
+                cells(state.pending.len())
+            ),
+            None => format!("; {} left", cells(state.pending.len())),
+        };
+        format!(
+            "[{}/{} cells, {}] {outcome} {} after {}{left}",
+            state.done,
+            self.total,
+            clock(self.started.elapsed().as_secs_f64()),
+            cell.id,
+            clock(seconds)
+        )
+    }
+}
+
+fn cells(n: usize) -> String {
+    format!("{n} cell{}", if n == 1 { "" } else { "s" })
+}
+
+/// `1h05m`, `12m`, `40s`: minutes are the grain a real cell's progress is worth reading at;
+/// seconds only under one (the smoke preset's cells).
+fn clock(seconds: f64) -> String {
+    if seconds < 59.5 {
+        return format!("{:.0}s", seconds.max(0.0));
+    }
+    let minutes = (seconds / 60.0).round() as u64;
+    match minutes / 60 {
+        0 => format!("{minutes}m"),
+        hours => format!("{hours}h{:02}m", minutes % 60),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table2_cells() -> Vec<Cell> {
+        let preset = crate::spec::load_preset("smoke").unwrap();
+        let grids = [crate::spec::load_grid("table2").unwrap()];
+        crate::spec::expand(&preset, &grids, &[0]).unwrap()
+    }
+
+    #[test]
+    fn the_time_left_follows_the_cells_this_run_finishes() {
+        let cells = table2_cells();
+        let label: Vec<&Cell> = cells
+            .iter()
+            .filter(|c| style_name(c.style) == "label-only")
+            .take(3)
+            .collect();
+        let finished = BTreeMap::from([("label-only".to_string(), vec![600.0])]);
+        let log = PlainLog::new(&label, 4, finished, 1);
+        assert!(log.start_line(label[0]).starts_with("[4/7 cells, 0s] start "));
+        // The first cell took 1800 s: the mean is now 1200 s, so two cells left are 40 minutes.
+        let line = log.finish_line(label[0], 1800.0, true);
+        assert!(line.starts_with("[5/7 cells, 0s] done "), "{line}");
+        assert!(line.ends_with("after 30m; about 40m left for 2 cells"), "{line}");
+        // A failed cell is not counted as done and does not feed the estimate.
+        let line = log.finish_line(label[1], 60.0, false);
+        assert!(line.starts_with("[5/7 cells, 0s] FAILED "), "{line}");
+        assert!(line.ends_with("about 20m left for 1 cell"), "{line}");
+        let line = log.finish_line(label[2], 7300.0, true);
+        assert!(line.ends_with("after 2h02m"), "{line}");
+        assert_eq!(clock(40.2), "40s");
+        assert_eq!(clock(59.7), "1m");
+    }
+
+    #[test]
+    fn parallel_jobs_share_the_time_left() {
+        let cells = table2_cells();
+        let todo: Vec<&Cell> = cells.iter().take(3).collect();
+        let finished = BTreeMap::from([
+            ("label-only".to_string(), vec![1200.0]),
+            ("cot".to_string(), vec![1200.0]),
+        ]);
+        let log = PlainLog::new(&todo, 0, finished, 2);
+        let line = log.finish_line(todo[0], 1200.0, true);
+        assert!(line.ends_with("about 20m left for 2 cells"), "{line}");
+    }
+}
