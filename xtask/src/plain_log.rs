@@ -145,11 +145,16 @@ mod tests {
             .collect();
         let finished = BTreeMap::from([("label-only".to_string(), vec![600.0])]);
         let log = PlainLog::new(&label, 4, finished, 1);
-        assert!(log.start_line(label[0]).starts_with("[4/7 cells, 0s] start "));
+        assert!(log
+            .start_line(label[0])
+            .starts_with("[4/7 cells, 0s] start "));
         // The first cell took 1800 s: the mean is now 1200 s, so two cells left are 40 minutes.
         let line = log.finish_line(label[0], 1800.0, true);
         assert!(line.starts_with("[5/7 cells, 0s] done "), "{line}");
-        assert!(line.ends_with("after 30m; about 40m left for 2 cells"), "{line}");
+        assert!(
+            line.ends_with("after 30m; about 40m left for 2 cells"),
+            "{line}"
+        );
         // A failed cell is not counted as done and does not feed the estimate.
         let line = log.finish_line(label[1], 60.0, false);
         assert!(line.starts_with("[5/7 cells, 0s] FAILED "), "{line}");
