@@ -68,10 +68,10 @@ mod tests {
     use talr_evals::medcalc::Style;
 
     fn cell(style: Style) -> Cell {
-        let preset = crate::spec::load_preset("smoke").unwrap();
-        let grids = [crate::spec::load_grid("table2").unwrap()];
-        let cells = crate::spec::expand(&preset, &grids, &[0]).unwrap();
-        cells.into_iter().find(|c| c.style == style).unwrap()
+        crate::spec::smoke_table2_cells()
+            .into_iter()
+            .find(|c| c.style == style)
+            .unwrap()
     }
 
     #[test]

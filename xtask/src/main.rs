@@ -276,10 +276,11 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<PathBuf> {
         cell::run_base(&preset, &root, style, &device, !quiet_inner)?;
     }
     let todo: Vec<&spec::Cell> = cells.iter().filter(|c| !done(c)).collect();
+    let already_done = cells.len() - todo.len();
     let bar = talr_evals::runner::progress_bar(cells.len(), "cells", true);
-    bar.set_position((cells.len() - todo.len()) as u64);
+    bar.set_position(already_done as u64);
     let finished = estimate::finished_seconds(&talr_analysis::load_results(&root)?);
-    let log = plain_log::PlainLog::new(&todo, cells.len() - todo.len(), finished, args.jobs);
+    let log = plain_log::PlainLog::new(&todo, already_done, finished, args.jobs);
     let next = AtomicUsize::new(0);
     let errors = Mutex::new(Vec::new());
     std::thread::scope(|scope| {

@@ -128,16 +128,11 @@ fn clock(seconds: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn table2_cells() -> Vec<Cell> {
-        let preset = crate::spec::load_preset("smoke").unwrap();
-        let grids = [crate::spec::load_grid("table2").unwrap()];
-        crate::spec::expand(&preset, &grids, &[0]).unwrap()
-    }
+    use crate::spec::smoke_table2_cells;
 
     #[test]
     fn the_time_left_follows_the_cells_this_run_finishes() {
-        let cells = table2_cells();
+        let cells = smoke_table2_cells();
         let label: Vec<&Cell> = cells
             .iter()
             .filter(|c| style_name(c.style) == "label-only")
@@ -167,7 +162,7 @@ mod tests {
 
     #[test]
     fn parallel_jobs_share_the_time_left() {
-        let cells = table2_cells();
+        let cells = smoke_table2_cells();
         let todo: Vec<&Cell> = cells.iter().take(3).collect();
         let finished = BTreeMap::from([
             ("label-only".to_string(), vec![1200.0]),

@@ -368,6 +368,13 @@ pub fn grid_membership(preset: &Preset, seeds: &[u64]) -> Result<BTreeMap<String
         .collect())
 }
 
+/// The smoke preset's table2 cells at seed 0: real cells for the runner's unit tests.
+#[cfg(test)]
+pub fn smoke_table2_cells() -> Vec<Cell> {
+    let preset = load_preset("smoke").unwrap();
+    expand(&preset, &[load_grid("table2").unwrap()], &[0]).unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
