@@ -1,28 +1,33 @@
-//! Each method against SFT, seed for seed.
+//! Each method against the grid's reference run, seed for seed: SFT in the method grids, and
+//! batch-median TALR in the τ ablation (which has no SFT run), so its variants read as changes to
+//! TALR.
 //!
 //! A cell's seed fixes the order of its training rows, and on a short run that order moves the
 //! results as much as the choice of method does. Cells of one seed, rate and target style share
 //! it, so their differences cancel it; the table reports those differences (mean over the seeds
 //! both have, with a bootstrap 95% interval) and how many seeds went each way. Over several
-//! models each is paired with its own SFT run, and the pooled row takes every (model, seed) pair.
+//! models each is paired with its own reference run, and the pooled row takes every (model, seed)
+//! pair.
 
 use crate::tables::estimate_text;
 use crate::{estimate, method_rank, CellResult, Estimate};
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
-/// One method at one rate and style, minus SFT at the same rate, style and seed.
+/// One method at one rate and style, minus the reference method at the same rate, style and seed.
 pub struct PairedRow {
     pub method: String,
+    /// The method it is compared with ([`reference_method`]).
+    pub reference: String,
     pub learning_rate: f64,
     pub style: String,
     /// The seed of each pair (repeated when pairs from several models are pooled).
     pub seeds: Vec<u64>,
     pub domain: Estimate,
     pub general: Estimate,
-    /// Difference in code-length drift ΔL (negative: drifts less than SFT).
+    /// Difference in code-length drift ΔL (negative: drifts less than the reference).
     pub drift: Option<Estimate>,
-    /// Pairs in which the method's general score is (higher, equal, lower) than SFT's.
+    /// Pairs in which the method's general score is (higher, equal, lower) than the reference's.
     pub general_sign: (usize, usize, usize),
 }
 
@@ -33,6 +38,7 @@ type RowKey = ((usize, String), u64, (bool, String));
 #[derive(Clone)]
 struct Differences {
     method: String,
+    reference: String,
     learning_rate: f64,
     style: String,
     seeds: Vec<u64>,
@@ -68,6 +74,7 @@ impl Differences {
         }
         PairedRow {
             method: self.method.clone(),
+            reference: self.reference.clone(),
             learning_rate: self.learning_rate,
             style: self.style.clone(),
             seeds: self.seeds.clone(),
@@ -79,24 +86,41 @@ impl Differences {
     }
 }
 
-/// Differences for every non-SFT method of `grid` that shares at least one (rate, style, seed)
-/// with SFT; runs without an SFT partner at their seed are left out.
+/// Candidates for a grid's reference, first present wins: every method grid has SFT; the τ
+/// ablation has only TALR and its variants.
+const REFERENCES: [&str; 2] = ["sft", "talr"];
+
+/// The method the rest of `grid` is compared with: SFT where the grid has it, else TALR; `None`
+/// when it has neither.
+pub fn reference_method(results: &[CellResult], grid: &str) -> Option<&'static str> {
+    REFERENCES.into_iter().find(|m| {
+        results
+            .iter()
+            .any(|r| r.method == *m && r.grids.iter().any(|g| g == grid))
+    })
+}
+
+/// Differences for every other method of `grid` that shares at least one (rate, style, seed)
+/// with the reference method; runs without a reference partner at their seed are left out.
 fn differences(results: &[CellResult], grid: &str) -> BTreeMap<RowKey, Differences> {
+    let Some(reference) = reference_method(results, grid) else {
+        return BTreeMap::new();
+    };
     let cells: Vec<&CellResult> = results
         .iter()
         .filter(|r| !r.is_base() && r.grids.iter().any(|g| g == grid))
         .collect();
     let lr_key = |r: &CellResult| r.learning_rate.map_or(0, f64::to_bits);
-    let sft: BTreeMap<(u64, &str, u64), &CellResult> = cells
+    let partners: BTreeMap<(u64, &str, u64), &CellResult> = cells
         .iter()
-        .filter(|r| r.method == "sft")
+        .filter(|r| r.method == reference)
         .map(|r| ((lr_key(r), r.style.as_str(), r.seed), *r))
         .collect();
     let base_cl = crate::base_code_lengths(results);
 
     let mut pairs: BTreeMap<RowKey, Vec<(&CellResult, &CellResult)>> = BTreeMap::new();
-    for r in cells.iter().filter(|r| r.method != "sft") {
-        if let Some(s) = sft.get(&(lr_key(r), r.style.as_str(), r.seed)) {
+    for r in cells.iter().filter(|r| r.method != reference) {
+        if let Some(s) = partners.get(&(lr_key(r), r.style.as_str(), r.seed)) {
             let style_key = (r.style != "label-only", r.style.clone());
             pairs
                 .entry((method_rank(&r.method), lr_key(r), style_key))
@@ -114,6 +138,7 @@ fn differences(results: &[CellResult], grid: &str) -> BTreeMap<RowKey, Differenc
             let (first, _) = ps[0];
             let differences = Differences {
                 method: first.method.clone(),
+                reference: reference.to_string(),
                 learning_rate: first.learning_rate.unwrap_or_default(),
                 style: first.style.clone(),
                 seeds: ps.iter().map(|(r, _)| r.seed).collect(),
@@ -131,15 +156,17 @@ fn differences(results: &[CellResult], grid: &str) -> BTreeMap<RowKey, Differenc
         .collect()
 }
 
-/// Rows for every non-SFT method of `grid` that shares at least one (rate, style, seed) with SFT.
-pub fn paired_with_sft(results: &[CellResult], grid: &str) -> Vec<PairedRow> {
+/// Rows for every method of `grid` that shares at least one (rate, style, seed) with the grid's
+/// [`reference_method`].
+pub fn paired_with_reference(results: &[CellResult], grid: &str) -> Vec<PairedRow> {
     differences(results, grid)
         .values()
         .map(Differences::summary)
         .collect()
 }
 
-/// Each model's rows (every model paired with its own SFT and drifting from its own base), then
+/// Each model's rows (every model paired with its own reference run and drifting from its own
+/// base), then
 /// `N models (pooled)`: every (model, seed) pair of the rows that all models have.
 pub fn paired_across_models(
     per_model: &[(String, Vec<CellResult>)],
@@ -176,15 +203,32 @@ pub fn paired_across_models(
     groups
 }
 
-const INTRO: &str = "Against SFT, seed for seed: the method's score minus SFT's at the same rate, target style and seed (the seed fixes the order of the training rows), mean over the seeds both have [bootstrap 95% interval]; ΔL lower = drifts less than SFT.";
-const COLUMNS: &str = "| method | style | seeds | domain − SFT | general − SFT | ΔL − SFT's ΔL | general vs SFT (higher / same / lower) |";
+fn intro(reference: &str) -> String {
+    let r = reference.to_uppercase();
+    format!(
+        "Against {r}, seed for seed: the method's score minus {r}'s at the same rate, target style and seed (the seed fixes the order of the training rows), mean over the seeds both have [bootstrap 95% interval]; ΔL lower = drifts less than {r}."
+    )
+}
 
-/// A Markdown section for the grid's table; empty when no method shares a seed with SFT.
+fn columns(reference: &str) -> String {
+    let r = reference.to_uppercase();
+    format!(
+        "| method | style | seeds | domain − {r} | general − {r} | ΔL − {r}'s ΔL | general vs {r} (higher / same / lower) |"
+    )
+}
+
+/// A Markdown section for the grid's table; empty when no method shares a seed with the
+/// reference.
 pub fn markdown(rows: &[PairedRow]) -> String {
-    if rows.is_empty() {
+    let Some(first) = rows.first() else {
         return String::new();
-    }
-    let mut out = format!("\n{INTRO}\n\n{COLUMNS}\n|---|---|---|---|---|---|---|\n");
+    };
+    let reference = &first.reference;
+    let mut out = format!(
+        "\n{}\n\n{}\n|---|---|---|---|---|---|---|\n",
+        intro(reference),
+        columns(reference)
+    );
     for r in rows {
         out += &row_text(r);
     }
@@ -194,11 +238,15 @@ pub fn markdown(rows: &[PairedRow]) -> String {
 /// The section for several models side by side ([`paired_across_models`]): a `model` column,
 /// each model's rows, then the pooled ones.
 pub fn markdown_across_models(groups: &[(String, Vec<PairedRow>)]) -> String {
-    if groups.iter().all(|(_, rows)| rows.is_empty()) {
+    let Some(first) = groups.iter().find_map(|(_, rows)| rows.first()) else {
         return String::new();
-    }
+    };
+    let reference = &first.reference;
     let mut out = format!(
-        "\n{INTRO} Each model is paired with its own SFT run and drifts from its own base model; the pooled rows take every (model, seed) pair of the rows all models have.\n\n| model {COLUMNS}\n|---|---|---|---|---|---|---|---|\n"
+        "\n{} Each model is paired with its own {} run and drifts from its own base model; the pooled rows take every (model, seed) pair of the rows all models have.\n\n| model {}\n|---|---|---|---|---|---|---|---|\n",
+        intro(reference),
+        reference.to_uppercase(),
+        columns(reference)
     );
     for (model, rows) in groups {
         for r in rows {
@@ -246,7 +294,7 @@ mod tests {
             cell("talr", 2, 0.9, 0.9, 9.0),
             cell("wise_ft", 1, 0.5, 0.1, 1.0),
         ];
-        let rows = paired_with_sft(&results, "table2");
+        let rows = paired_with_reference(&results, "table2");
         let names: Vec<&str> = rows.iter().map(|r| r.method.as_str()).collect();
         assert_eq!(names, ["wise_ft", "talr"], "in the paper's method order");
 
@@ -277,8 +325,52 @@ mod tests {
             "{md}"
         );
         assert!(
-            markdown(&paired_with_sft(&results[..3], "table2")).is_empty(),
+            markdown(&paired_with_reference(&results[..3], "table2")).is_empty(),
             "SFT alone has nothing to be compared with"
+        );
+    }
+
+    #[test]
+    fn a_grid_without_sft_is_compared_with_batch_median_talr() {
+        let in_tau_ablation = |mut c: CellResult| {
+            c.grids = vec!["tau_ablation".into()];
+            c
+        };
+        let results: Vec<CellResult> = [
+            cell("base", 0, 0.0, 0.5, 1.0),
+            cell("talr", 0, 0.2, 0.3, 2.0),
+            cell("talr", 1, 0.4, 0.1, 3.0),
+            cell("talr_tau_1", 0, 0.1, 0.3, 2.5),
+            cell("talr_tau_1", 1, 0.2, 0.2, 2.5),
+        ]
+        .into_iter()
+        .map(in_tau_ablation)
+        .collect();
+        assert_eq!(reference_method(&results, "tau_ablation"), Some("talr"));
+        assert_eq!(reference_method(&results, "table2"), None);
+
+        let rows = paired_with_reference(&results, "tau_ablation");
+        assert_eq!(rows.len(), 1, "TALR is not compared with itself");
+        let tau_1 = &rows[0];
+        assert_eq!(
+            (tau_1.method.as_str(), tau_1.reference.as_str()),
+            ("talr_tau_1", "talr")
+        );
+        // Domain: (−0.1, −0.2); general: (0, +0.1); drift: (+0.5, −0.5).
+        assert!((tau_1.domain.mean + 0.15).abs() < 1e-12);
+        assert_eq!(tau_1.general_sign, (1, 1, 0));
+        assert!(tau_1.drift.unwrap().mean.abs() < 1e-12);
+
+        let md = markdown(&rows);
+        assert!(
+            md.contains("Against TALR, seed for seed")
+                && md.contains("| domain − TALR | general − TALR | ΔL − TALR's ΔL |")
+                && !md.contains("SFT"),
+            "{md}"
+        );
+        assert!(
+            paired_with_reference(&results[..3], "tau_ablation").is_empty(),
+            "TALR alone has nothing to be compared with"
         );
     }
 

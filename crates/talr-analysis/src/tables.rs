@@ -346,11 +346,11 @@ fn write_atomic(path: &Path, text: &str) -> Result<()> {
     std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
 }
 
-/// Writes `<root>/<grid>.{md,csv,tex}`, the Markdown with each method against SFT seed for seed
-/// ([`crate::paired`]); returns the paths (none while the grid has no finished cell: a table of
-/// the base model alone says nothing).
+/// Writes `<root>/<grid>.{md,csv,tex}`, the Markdown with each method against the grid's
+/// reference (SFT, or TALR in the τ ablation) seed for seed ([`crate::paired`]); returns the paths
+/// (none while the grid has no finished cell: a table of the base model alone says nothing).
 pub fn write_grid_tables(results: &[CellResult], grid: &str, root: &Path) -> Result<Vec<PathBuf>> {
-    let paired = crate::paired::markdown(&crate::paired::paired_with_sft(results, grid));
+    let paired = crate::paired::markdown(&crate::paired::paired_with_reference(results, grid));
     write_rows(&grid_rows(results, grid), grid, root, &paired)
 }
 
@@ -372,7 +372,7 @@ fn write_rows(rows: &[Row], grid: &str, root: &Path, md_after: &str) -> Result<V
 }
 
 /// Writes `<root>/<grid>.{md,csv,tex}` for several models side by side (see [`model_rows`]), the
-/// Markdown with each method against SFT per model and pooled over models.
+/// Markdown with each method against the grid's reference per model and pooled over models.
 pub fn write_model_tables(
     per_model: &[(String, Vec<CellResult>)],
     grid: &str,
