@@ -166,8 +166,8 @@ pub fn paired_with_reference(results: &[CellResult], grid: &str) -> Vec<PairedRo
 }
 
 /// Each model's rows (every model paired with its own reference run and drifting from its own
-/// base), then
-/// `N models (pooled)`: every (model, seed) pair of the rows that all models have.
+/// base), then `N models (pooled)`: every (model, seed) pair of the rows that all models have
+/// against the same reference.
 pub fn paired_across_models(
     per_model: &[(String, Vec<CellResult>)],
     grid: &str,
@@ -191,7 +191,8 @@ pub fn paired_across_models(
             .filter_map(|(key, d)| {
                 let mut all = d.clone();
                 for (_, other) in rest {
-                    all.append(other.get(key)?);
+                    let theirs = other.get(key).filter(|o| o.reference == d.reference)?;
+                    all.append(theirs);
                 }
                 Some(all.summary())
             })
@@ -412,5 +413,26 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("| model | method |"), "{md}");
+    }
+
+    #[test]
+    fn rows_against_different_references_are_not_pooled() {
+        let with_sft = vec![
+            cell("base", 0, 0.0, 0.5, 1.0),
+            cell("sft", 0, 0.2, 0.3, 2.0),
+            cell("wise_ft", 0, 0.3, 0.5, 1.0),
+        ];
+        // No SFT run here: wise_ft is paired with TALR, and a difference from TALR is not one
+        // from SFT.
+        let without_sft = vec![
+            cell("base", 0, 0.0, 0.5, 1.0),
+            cell("talr", 0, 0.2, 0.3, 2.0),
+            cell("wise_ft", 0, 0.3, 0.5, 1.0),
+        ];
+        let per_model = vec![("a".to_string(), with_sft), ("c".to_string(), without_sft)];
+        let groups = paired_across_models(&per_model, "table2");
+        let names: Vec<&str> = groups.iter().map(|(m, _)| m.as_str()).collect();
+        assert_eq!(names, ["a", "c"], "no pooled group");
+        assert_eq!(groups[1].1[0].reference, "talr");
     }
 }
