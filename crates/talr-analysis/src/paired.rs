@@ -237,21 +237,27 @@ pub fn markdown(rows: &[PairedRow]) -> String {
 }
 
 /// The section for several models side by side ([`paired_across_models`]): a `model` column,
-/// each model's rows, then the pooled ones.
+/// each model's rows, then the pooled ones. A model whose grid lacks SFT is paired with TALR, so
+/// rows are grouped by reference, each group under a header that names its own.
 pub fn markdown_across_models(groups: &[(String, Vec<PairedRow>)]) -> String {
-    let Some(first) = groups.iter().find_map(|(_, rows)| rows.first()) else {
-        return String::new();
-    };
-    let reference = &first.reference;
-    let mut out = format!(
-        "\n{} Each model is paired with its own {} run and drifts from its own base model; the pooled rows take every (model, seed) pair of the rows all models have.\n\n| model {}\n|---|---|---|---|---|---|---|---|\n",
-        intro(reference),
-        reference.to_uppercase(),
-        columns(reference)
-    );
-    for (model, rows) in groups {
-        for r in rows {
-            out += &format!("| {model} {}", row_text(r));
+    let mut references: Vec<&str> = Vec::new();
+    for r in groups.iter().flat_map(|(_, rows)| rows) {
+        if !references.contains(&r.reference.as_str()) {
+            references.push(&r.reference);
+        }
+    }
+    let mut out = String::new();
+    for reference in references {
+        out += &format!(
+            "\n{} Each model is paired with its own {} run and drifts from its own base model; the pooled rows take every (model, seed) pair of the rows all models have.\n\n| model {}\n|---|---|---|---|---|---|---|---|\n",
+            intro(reference),
+            reference.to_uppercase(),
+            columns(reference)
+        );
+        for (model, rows) in groups {
+            for r in rows.iter().filter(|r| r.reference == reference) {
+                out += &format!("| {model} {}", row_text(r));
+            }
         }
     }
     out
@@ -434,5 +440,22 @@ mod tests {
         let names: Vec<&str> = groups.iter().map(|(m, _)| m.as_str()).collect();
         assert_eq!(names, ["a", "c"], "no pooled group");
         assert_eq!(groups[1].1[0].reference, "talr");
+
+        let md = markdown_across_models(&groups);
+        let (against_sft, against_talr) = md
+            .split_once("Against TALR, seed for seed")
+            .expect("a section against TALR");
+        assert!(
+            against_sft.contains("Against SFT, seed for seed")
+                && against_sft.contains("| a | wise_ft (lr 3e-4) |")
+                && !against_sft.contains("| c |"),
+            "{md}"
+        );
+        assert!(
+            against_talr.contains("| model | method | style | seeds | domain − TALR |")
+                && against_talr.contains("| c | wise_ft (lr 3e-4) |")
+                && !against_talr.contains("| a |"),
+            "{md}"
+        );
     }
 }
