@@ -88,10 +88,7 @@ pub(super) fn draw(
     let log_rate = |pts: &[(f64, f64)]| pts.iter().map(|(lr, dl)| (lr.log10(), *dl)).collect();
     let mut series = vec![Series::scatter("other methods", log_rate(&others))];
     let several = fits.len() > 1;
-    let named = |name: &str, style: &str| match several {
-        true => format!("{name} ({style})"),
-        false => name.to_string(),
-    };
+    let named = |name: &str, style: &str| super::style_suffixed(name, style, several);
     // SFT drawn after the other methods so that its points stay visible where theirs coincide.
     for f in &fits {
         let measured: Vec<(f64, f64)> = f.sft.iter().map(|&(_, lr, dl)| (lr, dl)).collect();
