@@ -397,5 +397,9 @@ fn write_tables(root: &Path, preset: &spec::Preset, grids: &[spec::Grid]) -> Res
             println!("{}", path.display());
         }
     }
+    // Theorem 3.1's fit spans grids: SFT's cells come from the sweep and both method tables.
+    for path in talr_analysis::drift_fit::write_tables(&results, root)? {
+        println!("{}", path.display());
+    }
     Ok(())
 }

@@ -10,7 +10,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 mod drift;
-pub use drift::fit_theorem_3_1;
 
 fn by_method<'a>(
     rs: impl Iterator<Item = &'a CellResult>,
@@ -435,7 +434,7 @@ pub fn draw_all(results: &[CellResult], root: &Path, out: &Path) -> Result<Vec<P
         },
     )?);
 
-    written.extend(drift::draw(results, &cells, out)?);
+    written.extend(drift::draw(results, out)?);
     Ok(written)
 }
 

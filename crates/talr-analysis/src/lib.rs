@@ -5,6 +5,7 @@
 //! documents, and the aggregation is a group-by over (method, learning rate, style).
 
 pub mod chart;
+pub mod drift_fit;
 pub mod figures;
 pub mod paired;
 pub mod tables;
