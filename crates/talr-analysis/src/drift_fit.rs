@@ -124,8 +124,6 @@ pub fn fits_per_style(results: &[CellResult]) -> Vec<StyleFit<'_>> {
             .any(|p| p.learning_rate != f.sft[0].learning_rate);
         let points: Vec<_> = f.sft.iter().map(DriftPoint::as_fit_input).collect();
         f.k = spans_rates.then(|| fit_theorem_3_1(&points)).flatten();
-    }
-    for f in &mut fits {
         for points in [&mut f.sft, &mut f.others] {
             points.sort_by(|a, b| {
                 crate::method_rank(&a.cell.method)
