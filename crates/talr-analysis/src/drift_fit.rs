@@ -75,6 +75,11 @@ impl StyleFit<'_> {
         let d = p.nll_drop;
         (d > 0.0 && !p.is_adapter()).then_some(k1 * d + k2 * d * d * p.learning_rate)
     }
+
+    /// ΔL − fit: below zero, `p` drifts less than SFT does for the same drop in NLL and rate.
+    pub fn residual(&self, p: &DriftPoint) -> Option<f64> {
+        Some(p.drift - self.fitted(p)?)
+    }
 }
 
 /// Fits Theorem 3.1 per target style, label-only first. The constants depend on the fine-tuning
@@ -159,7 +164,7 @@ pub fn markdown(fits: &[StyleFit]) -> String {
                 let worst = f
                     .sft
                     .iter()
-                    .filter_map(|p| Some((p.drift - f.fitted(p)?).abs()))
+                    .filter_map(|p| Some(f.residual(p)?.abs()))
                     .fold(0.0, f64::max);
                 let _ = writeln!(
                     out,
@@ -179,7 +184,6 @@ pub fn markdown(fits: &[StyleFit]) -> String {
             "| method | lr | seed | Δ | ΔL | fit | ΔL − fit |\n|---|---|---|---|---|---|---|\n",
         );
         for p in f.sft.iter().chain(&f.others) {
-            let fitted = f.fitted(p);
             let _ = writeln!(
                 out,
                 "| {} | {:.0e} | {} | {:.3} | {:+.3} | {} | {} |",
@@ -188,8 +192,8 @@ pub fn markdown(fits: &[StyleFit]) -> String {
                 p.cell.seed,
                 p.nll_drop,
                 p.drift,
-                signed(fitted),
-                signed(fitted.map(|x| p.drift - x)),
+                signed(f.fitted(p)),
+                signed(f.residual(p)),
             );
         }
     }
@@ -202,7 +206,6 @@ pub fn csv(fits: &[StyleFit]) -> String {
     let opt = |x: Option<f64>| x.map_or(String::new(), |x| format!("{x}"));
     for f in fits {
         for p in f.sft.iter().chain(&f.others) {
-            let fitted = f.fitted(p);
             let _ = writeln!(
                 out,
                 "{},{},{},{},{},{},{},{},{},{},{}",
@@ -215,8 +218,8 @@ pub fn csv(fits: &[StyleFit]) -> String {
                 p.drift,
                 opt(f.k.map(|k| k.0)),
                 opt(f.k.map(|k| k.1)),
-                opt(fitted),
-                opt(fitted.map(|x| p.drift - x)),
+                opt(f.fitted(p)),
+                opt(f.residual(p)),
             );
         }
     }
@@ -305,7 +308,7 @@ mod tests {
         let f = &fits[0];
         let residual = |method: &str| {
             let p = f.others.iter().find(|p| p.cell.method == method).unwrap();
-            f.fitted(p).map(|x| p.drift - x)
+            f.residual(p)
         };
         assert!(residual("talr").unwrap().abs() < 1e-9);
         assert!((residual("wise_ft").unwrap() + 0.25).abs() < 1e-9);
