@@ -4,19 +4,19 @@
 use crate::spec::{Cell, Preset};
 use anyhow::{Context, Result};
 use candle_core::{DType, Device};
-use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
-use talr_evals::catalog::build_task;
-use talr_evals::medcalc::{self, templates, Style};
-use talr_evals::runner::{
-    code_length, evaluate, generations_as_references, write_json_atomic, EvalOptions,
-};
+use talr_analysis::schema::{self, ResultRecord, ResultsDir, Seconds, TrainingSummary, Versions};
+use talr_evals::registry::{build_task, training_examples, TrainingSize};
+use talr_evals::suite::{evaluate_suite, ReplyBudget, Suite, SuiteMetrics};
 use talr_evals::task::Task;
+use talr_evals::Style;
 use talr_model::decoder::random_weights;
-use talr_model::{DecoderConfig, LoadedModel, ModelSource, TextTokenizer, Trainability};
-use talr_train::data::{tokenize, Example, Message};
-use talr_train::{export_merged, prepare, train, trainability, RunOptions};
+use talr_model::{
+    ChatExample, DecoderConfig, LoadedModel, ModelSource, TextTokenizer, Trainability,
+};
+use talr_train::data::tokenize;
+use talr_train::RunOptions;
 
 pub fn load_model(preset: &Preset, device: &Device, mode: Trainability) -> Result<LoadedModel> {
     if preset.model == "tiny-random" {
@@ -28,56 +28,27 @@ pub fn load_model(preset: &Preset, device: &Device, mode: Trainability) -> Resul
     LoadedModel::load(&ModelSource::parse(&preset.model)?, device, mode)
 }
 
-fn style_suffix(style: Style) -> &'static str {
-    match style {
-        Style::Cot => "-cot",
-        Style::LabelOnly => "",
-    }
-}
-
 /// The training examples of the domain: template rows from the preset's training seed, or the
 /// rows of its `train_source`.
-pub fn domain_examples(preset: &Preset, style: Style) -> Result<Vec<Example>> {
-    let rows = match &preset.domain.train_source {
-        Some(spec) => {
-            let (name, source) = spec
-                .split_once('=')
-                .map_or((spec.as_str(), None), |(n, s)| (n, Some(s)));
-            talr_evals::catalog::medcalc_rows(name, source)?
-                .with_context(|| format!("domain.train_source {spec:?}: not a MedCalc source"))?
-        }
-        None => templates::generate(preset.domain.train_per_calculator, preset.domain.train_seed),
+pub fn domain_examples(preset: &Preset, style: Style) -> Result<Vec<ChatExample>> {
+    let spec = match &preset.domain.train_source {
+        Some(spec) => spec.clone(),
+        None => format!("medcalc-synth={}", preset.domain.train_seed),
     };
-    Ok(rows
-        .iter()
-        .map(|r| {
-            let (system, user) = medcalc::prompt(r, style);
-            Example {
-                messages: vec![
-                    Message {
-                        role: "system".into(),
-                        content: system,
-                    },
-                    Message {
-                        role: "user".into(),
-                        content: user,
-                    },
-                ],
-                target: medcalc::target(r, style),
-                id: Some(r.row_number.into()),
-            }
-        })
-        .collect())
+    let size = TrainingSize {
+        per_calculator: preset.domain.train_per_calculator,
+        limit: None,
+    };
+    let set = training_examples(&spec, style, size)
+        .with_context(|| format!("the domain's training examples ({spec})"))?;
+    Ok(set.examples)
 }
 
 fn domain_task(preset: &Preset, style: Style) -> Result<Box<dyn Task>> {
-    let (name, source) = match preset.domain.test_task.split_once('=') {
-        Some((n, s)) => (n.to_string(), Some(s)),
-        None => (preset.domain.test_task.clone(), None),
-    };
+    let (name, source) = talr_evals::registry::split_spec(&preset.domain.test_task);
     let spec = format!(
         "{name}{}{}",
-        style_suffix(style),
+        style.suffix(),
         source.map(|s| format!("={s}")).unwrap_or_default()
     );
     let mut task = build_task(&spec, 2)?;
@@ -94,7 +65,7 @@ fn general_tasks(preset: &Preset) -> Result<Vec<Box<dyn Task>>> {
         .iter()
         .map(|spec| {
             let mut task = build_task(spec, 2)?;
-            let name = spec.split('=').next().unwrap_or(spec);
+            let (name, _) = talr_evals::registry::split_spec(spec);
             if let Some(n) = preset
                 .general
                 .limits
@@ -108,63 +79,29 @@ fn general_tasks(preset: &Preset) -> Result<Vec<Box<dyn Task>>> {
         .collect()
 }
 
-fn eval_options(preset: &Preset, progress: bool) -> EvalOptions {
-    EvalOptions {
-        batch_size: preset.generation.batch_size,
-        max_new_tokens: None,
-        progress,
-    }
-}
-
-/// Evaluates `model` on the domain (one style) and general tasks into `dir`; returns metrics.
+/// Evaluates `model` on the domain (one style) and general tasks into `dir`; general code length
+/// is measured against the base model's replies in `results`' base directory.
 fn evaluate_all(
     preset: &Preset,
     model: &LoadedModel,
     style: Style,
     dir: &Path,
-    base_dir: &Path,
+    results: &ResultsDir,
     progress: bool,
-) -> Result<Value> {
-    let mut opts = eval_options(preset, progress);
-    let domain = domain_task(preset, style)?;
-    opts.max_new_tokens = preset
-        .generation
-        .max_new_tokens
-        .map(|cap| cap.min(domain.max_new_tokens()));
-    let doc = evaluate(model, domain.as_ref(), dir, &opts)?;
-    let domain_accuracy = doc["aggregate"]["accuracy"].as_f64().unwrap_or(0.0);
-    let mut general = serde_json::Map::new();
-    let mut headlines = Vec::new();
-    let mut code_lengths = serde_json::Map::new();
-    for task in general_tasks(preset)? {
-        opts.max_new_tokens = preset
+) -> Result<SuiteMetrics> {
+    let suite = Suite {
+        domain: Some(domain_task(preset, style)?),
+        general: general_tasks(preset)?,
+        batch_size: preset.generation.batch_size,
+        reply_budget: preset
             .generation
             .max_new_tokens
-            .map(|cap| cap.min(task.max_new_tokens()));
-        let doc = evaluate(model, task.as_ref(), dir, &opts)?;
-        if let Some(h) = talr_analysis::headline(task.name(), &doc["aggregate"]) {
-            headlines.push(h);
-        }
-        general.insert(task.name().into(), doc["aggregate"].clone());
-        if preset.general.code_length {
-            let refs = match task.references() {
-                Some(r) => r,
-                None => generations_as_references(
-                    &base_dir.join(task.name()).join("generations.jsonl"),
-                )?,
-            };
-            let cl = code_length(model, &refs, 8, 512)?;
-            code_lengths.insert(task.name().into(), json!(cl.nats_per_token));
-        }
-    }
-    let general_avg = headlines.iter().sum::<f64>() / headlines.len().max(1) as f64;
-    Ok(json!({
-        "domain_accuracy": domain_accuracy,
-        "domain": doc["aggregate"],
-        "general_avg": general_avg,
-        "general": general,
-        "code_length_nats": code_lengths,
-    }))
+            .map_or(ReplyBudget::TaskDefault, ReplyBudget::Cap),
+        code_length: preset.general.code_length,
+        base_generations: Some(results.base_dir()),
+        progress,
+    };
+    Ok(evaluate_suite(model, &suite, dir)?.metrics())
 }
 
 /// The code a result came from: the crate version, and the commit of the checkout the runner
@@ -172,12 +109,12 @@ fn evaluate_all(
 /// from the same checkout before it runs). Read once, when first asked (`main` asks at start),
 /// so a commit made while a grid runs is not credited with results from the code already
 /// running. Outside a git checkout both read "unknown".
-pub fn versions() -> Value {
-    static AT_START: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+pub fn versions() -> Versions {
+    static AT_START: std::sync::OnceLock<Versions> = std::sync::OnceLock::new();
     AT_START.get_or_init(read_versions).clone()
 }
 
-fn read_versions() -> Value {
+fn read_versions() -> Versions {
     let root = crate::repo_root();
     let git = |args: &[&str]| -> Option<String> {
         let out = std::process::Command::new("git")
@@ -192,44 +129,80 @@ fn read_versions() -> Value {
     };
     let commit = git(&["rev-parse", "HEAD"]);
     let dirty = git(&["status", "--porcelain", "--untracked-files=no"]).map(|s| !s.is_empty());
-    json!({
-        "talr": env!("CARGO_PKG_VERSION"),
-        "git": commit.unwrap_or_else(|| "unknown".into()),
-        "git_dirty": dirty.map_or(json!("unknown"), Value::Bool),
-    })
+    Versions {
+        talr: env!("CARGO_PKG_VERSION").into(),
+        git: commit.unwrap_or_else(|| "unknown".into()),
+        git_dirty: dirty,
+    }
+}
+
+/// The tracked files outside `results/` and `figures/` that differ from the checkout's commit
+/// (as `git status` lists them, a few names), or `None` when there are none or this is not a
+/// git checkout.
+pub fn uncommitted_code() -> Result<Option<String>> {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(crate::repo_root())
+        .args(["status", "--porcelain", "--untracked-files=no", "--", "."])
+        .args([":(exclude)results", ":(exclude)figures"])
+        .output();
+    let Ok(out) = out else { return Ok(None) };
+    if !out.status.success() {
+        return Ok(None);
+    }
+    let files: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.get(3..).unwrap_or(l).to_string())
+        .collect();
+    Ok((!files.is_empty()).then(|| {
+        let shown = files.iter().take(3).cloned().collect::<Vec<_>>().join(", ");
+        match files.len() {
+            n if n > 3 => format!("{shown} and {} more", n - 3),
+            _ => shown,
+        }
+    }))
 }
 
 /// Evaluates the base model once per preset and style, into `<root>/base/` (general tasks are
 /// generated once and shared by both styles; the domain task's name carries the style).
 pub fn run_base(
     preset: &Preset,
-    root: &Path,
+    results: &ResultsDir,
     style: Style,
     device: &Device,
     progress: bool,
-) -> Result<Value> {
-    let dir = base_dir(root);
-    let result = dir.join(format!("result-{}.json", style_name(style)));
-    if let Ok(text) = std::fs::read_to_string(&result) {
-        return Ok(serde_json::from_str(&text)?);
+) -> Result<ResultRecord> {
+    let path = results.base_result(style);
+    let _lock = results.lock_base()?;
+    if path.exists() {
+        return schema::read_record(&path);
     }
     let start = Instant::now();
     let model = load_model(preset, device, Trainability::Frozen)?;
-    let metrics = evaluate_all(preset, &model, style, &dir, &dir, progress)?;
+    let dir = results.base_dir();
+    let metrics = evaluate_all(preset, &model, style, &dir, results, progress)?;
     let histogram = target_token_histogram(preset, &model, style)?;
-    let doc = json!({
-        "cell": format!("base-{}", style_name(style)),
-        "preset": preset.name,
-        "method": "base",
-        "style": style,
-        "metrics": metrics,
-        "token_probability_histogram": histogram,
-        "seconds": {"eval": start.elapsed().as_secs_f64()},
-        "device": talr_model::device_name(device),
-        "versions": versions(),
-    });
-    write_json_atomic(&result, &doc)?;
-    Ok(doc)
+    let record = ResultRecord {
+        cell: format!("base-{style}"),
+        preset: preset.name.clone(),
+        grids: Vec::new(),
+        method: "base".into(),
+        style,
+        learning_rate: None,
+        seed: None,
+        config: None,
+        training: None,
+        metrics,
+        token_probability_histogram: Some(histogram),
+        seconds: Seconds {
+            train: None,
+            eval: start.elapsed().as_secs_f64(),
+        },
+        device: Some(talr_model::device_name(device)),
+        versions: versions(),
+    };
+    schema::write_record(&path, &record)?;
+    Ok(record)
 }
 
 /// How the base model's probabilities of the SFT target tokens spread over [0, 1] (20 bins):
@@ -260,41 +233,33 @@ fn target_token_histogram(preset: &Preset, model: &LoadedModel, style: Style) ->
     Ok(bins)
 }
 
-pub fn style_name(style: Style) -> &'static str {
-    match style {
-        Style::Cot => "cot",
-        Style::LabelOnly => "label-only",
-    }
+/// What became of a cell.
+pub enum CellRun {
+    Finished,
+    /// Another process holds the cell's lock and is running it.
+    Busy,
 }
 
-pub fn base_dir(root: &Path) -> PathBuf {
-    root.join("base")
-}
-
-pub fn cell_dir(root: &Path, cell: &Cell) -> PathBuf {
-    root.join("cells").join(&cell.id)
-}
-
-/// Trains and evaluates one cell; returns its result document. Skips a finished cell.
+/// Trains and evaluates one cell into its `result.json`. Skips a finished cell, and a cell
+/// another process is running.
 pub fn run_cell(
     preset: &Preset,
-    root: &Path,
+    results: &ResultsDir,
     cell: &Cell,
     device: &Device,
     progress: bool,
-) -> Result<Value> {
-    let dir = cell_dir(root, cell);
-    let result = dir.join("result.json");
-    if let Ok(text) = std::fs::read_to_string(&result) {
-        return Ok(serde_json::from_str(&text)?);
+) -> Result<CellRun> {
+    let Some(_lock) = results.try_lock_cell(&cell.id)? else {
+        return Ok(CellRun::Busy);
+    };
+    let result = results.cell_result(&cell.id);
+    if result.exists() {
+        return Ok(CellRun::Finished);
     }
+    let dir = results.cell_dir(&cell.id);
     let cfg = &cell.config;
     let start = Instant::now();
-    let mut model = load_model(preset, device, trainability(cfg))?;
-    let initial = model.decoder.named_weights(|w, _| Ok(w.clone()))?;
-    let params = prepare(&mut model, cfg)?;
     let examples = domain_examples(preset, cell.style)?;
-    let data = tokenize(&examples, &model.tokenizer, cfg.training.max_length)?;
     let opts = RunOptions {
         stop_after: None,
         progress,
@@ -302,66 +267,80 @@ pub fn run_cell(
     // Generations left by an earlier, interrupted attempt came from that attempt's export; this
     // attempt trains and exports again, so they are discarded rather than mixed with new ones.
     let _ = std::fs::remove_dir_all(dir.join("eval"));
-    let outcome = train(&model, &params, cfg, &data, &dir.join("train"), &opts)
-        .with_context(|| format!("training cell {} ({})", cell.id, cell.method))?;
     let merged = dir.join("merged");
-    export_merged(&model, &initial, cfg, &merged)?;
-    drop((model, params, initial));
+    let tuned = talr_train::run(
+        |mode| load_model(preset, device, mode),
+        cfg,
+        &examples,
+        &dir.join("train"),
+        Some(&merged),
+        &opts,
+    )
+    .with_context(|| format!("training cell {} ({})", cell.id, cell.method))?;
     // The optimiser checkpoint only serves an interrupted training run; the cell is past that.
     let _ = std::fs::remove_dir_all(dir.join("train").join("checkpoint"));
     let train_seconds = start.elapsed().as_secs_f64();
 
     let eval_start = Instant::now();
-    let tuned = LoadedModel::load(
+    let model = LoadedModel::load(
         &ModelSource::parse(&merged.display().to_string())?,
         device,
         Trainability::Frozen,
     )?;
     let metrics = evaluate_all(
         preset,
-        &tuned,
+        &model,
         cell.style,
         &dir.join("eval"),
-        &base_dir(root),
+        results,
         progress,
     )?;
-    drop(tuned);
+    drop(model);
     let _ = std::fs::remove_dir_all(&merged);
 
-    let steps = &outcome.metrics;
-    let mean = |f: &dyn Fn(&talr_train::trainer::StepMetrics) -> Option<f64>| {
+    let steps = &tuned.outcome.metrics;
+    let mean = |f: &dyn Fn(&talr_train::StepMetrics) -> Option<f64>| {
         let v: Vec<f64> = steps.iter().filter_map(f).collect();
         (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
     };
-    let doc = json!({
-        "cell": cell.id,
-        "preset": preset.name,
-        "grids": cell.grids,
-        "method": cell.method,
-        "style": cell.style,
-        "learning_rate": cell.learning_rate,
-        "seed": cell.seed,
-        "config": cfg,
-        "training": {
-            "steps": outcome.steps_done,
-            "examples": examples.len(),
-            "first_mean_nll": steps.first().map(|m| m.mean_nll),
-            "last_mean_nll": steps.last().map(|m| m.mean_nll),
-            "last_loss": steps.last().map(|m| m.loss),
-            "mean_tau": mean(&|m| m.weighting.tau),
-            "hard_token_share_first": steps.first().map(|m| m.weighting.hard_token_share),
-            "hard_token_share_last": steps.last().map(|m| m.weighting.hard_token_share),
-            "hard_token_share": steps.iter().map(|m| m.weighting.hard_token_share).collect::<Vec<_>>(),
-            "hard_token_weight": steps.iter().map(|m| m.weighting.hard_token_weight).collect::<Vec<_>>(),
-            "update_norm": steps.iter().map(|m| m.update_norm).collect::<Vec<_>>(),
+    let record = ResultRecord {
+        cell: cell.id.clone(),
+        preset: preset.name.clone(),
+        grids: cell.grids.clone(),
+        method: cell.method.clone(),
+        style: cell.style,
+        learning_rate: Some(cell.learning_rate),
+        seed: Some(cell.seed),
+        config: Some(serde_json::to_value(cfg)?),
+        training: Some(TrainingSummary {
+            steps: tuned.outcome.steps_done,
+            examples: examples.len(),
+            first_mean_nll: steps.first().map(|m| m.mean_nll),
+            last_mean_nll: steps.last().map(|m| m.mean_nll),
+            last_loss: steps.last().map(|m| m.loss),
+            mean_tau: mean(&|m| m.weighting.tau),
+            hard_token_share_first: steps.first().map(|m| m.weighting.hard_token_share),
+            hard_token_share_last: steps.last().map(|m| m.weighting.hard_token_share),
+            hard_token_share: steps.iter().map(|m| m.weighting.hard_token_share).collect(),
+            hard_token_weight: Some(
+                steps
+                    .iter()
+                    .map(|m| m.weighting.hard_token_weight)
+                    .collect(),
+            ),
+            update_norm: Some(steps.iter().map(|m| m.update_norm).collect()),
+        }),
+        metrics,
+        token_probability_histogram: None,
+        seconds: Seconds {
+            train: Some(train_seconds),
+            eval: eval_start.elapsed().as_secs_f64(),
         },
-        "metrics": metrics,
-        "seconds": {"train": train_seconds, "eval": eval_start.elapsed().as_secs_f64()},
-        "device": talr_model::device_name(device),
-        "versions": versions(),
-    });
-    write_json_atomic(&result, &doc)?;
-    Ok(doc)
+        device: Some(talr_model::device_name(device)),
+        versions: versions(),
+    };
+    schema::write_record(&result, &record)?;
+    Ok(CellRun::Finished)
 }
 
 #[cfg(test)]
@@ -376,15 +355,15 @@ mod tests {
             .args(["rev-parse", "HEAD"])
             .output();
         let v = versions();
-        assert_eq!(v["talr"], env!("CARGO_PKG_VERSION"));
+        assert_eq!(v.talr, env!("CARGO_PKG_VERSION"));
         match head {
             Ok(out) if out.status.success() => {
                 let head = String::from_utf8_lossy(&out.stdout).trim().to_string();
-                assert_eq!(v["git"], head.as_str());
-                assert!(v["git_dirty"].is_boolean(), "{v}");
+                assert_eq!(v.git, head);
+                assert!(v.git_dirty.is_some(), "{v:?}");
             }
             // Not a git checkout (a source tarball): say so rather than guess.
-            _ => assert_eq!(v["git"], "unknown"),
+            _ => assert_eq!(v.git, "unknown"),
         }
     }
 }

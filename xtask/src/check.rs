@@ -2,7 +2,7 @@
 //! result with the committed `results/smoke/`: metrics within an absolute tolerance, losses and
 //! code lengths within a relative one. Prints a readable diff and fails on any difference.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -65,11 +65,6 @@ fn cell_key(v: &Value) -> String {
     )
 }
 
-fn read(p: &Path) -> Result<Value> {
-    let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-    Ok(serde_json::from_str(&text)?)
-}
-
 fn compare(name: &str, want: &Value, got: &Value, report: &mut Vec<String>) {
     let mut out = Vec::new();
     for key in ["config", "metrics", "training"] {
@@ -84,26 +79,9 @@ fn compare(name: &str, want: &Value, got: &Value, report: &mut Vec<String>) {
 
 /// Result files under `root` (base and cells), keyed by what they are.
 fn results_by_key(root: &Path) -> Result<BTreeMap<String, Value>> {
-    let mut files = Vec::new();
-    for e in std::fs::read_dir(root.join("base"))
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        if e.file_name().to_string_lossy().starts_with("result-") {
-            files.push(e.path());
-        }
-    }
-    for e in std::fs::read_dir(root.join("cells"))
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        files.push(e.path().join("result.json"));
-    }
     let mut out = BTreeMap::new();
-    for f in files.iter().filter(|f| f.exists()) {
-        let v = read(f)?;
+    for record in talr_analysis::ResultsDir::new(root).records()? {
+        let v = serde_json::to_value(&record)?;
         out.insert(cell_key(&v), v);
     }
     Ok(out)
@@ -125,6 +103,8 @@ pub fn run() -> Result<()> {
         jobs: 1,
         shard: None,
         dry_run: false,
+        // The rerun goes to a scratch directory and is only compared, never kept.
+        allow_dirty: true,
         results: Some(scratch.path().to_path_buf()),
         // The committed smoke results were computed on the CPU; another device's rounding
         // would show up as a diff that is not a regression.

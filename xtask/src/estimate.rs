@@ -2,7 +2,6 @@
 //! finished in the same results directory. A CoT cell costs about twice a label-only one (its
 //! targets are ~140 tokens instead of ~15), so each cell is priced at the mean of its own style.
 
-use crate::cell::style_name;
 use crate::spec::Cell;
 use std::collections::BTreeMap;
 use talr_analysis::CellResult;
@@ -11,8 +10,11 @@ use talr_analysis::CellResult;
 pub fn finished_seconds(results: &[CellResult]) -> BTreeMap<String, Vec<f64>> {
     let mut by_style: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     for r in results.iter().filter(|r| !r.is_base()) {
-        let seconds = &r.raw["seconds"];
-        if let (Some(train), Some(eval)) = (seconds["train"].as_f64(), seconds["eval"].as_f64()) {
+        if let Some(talr_analysis::schema::Seconds {
+            train: Some(train),
+            eval,
+        }) = r.seconds
+        {
             by_style
                 .entry(r.style.clone())
                 .or_default()
@@ -39,11 +41,7 @@ pub fn seconds_to_run(to_run: &[&Cell], finished: &BTreeMap<String, Vec<f64>>) -
     Some(
         to_run
             .iter()
-            .map(|c| {
-                finished
-                    .get(style_name(c.style))
-                    .map_or(overall, |xs| mean(xs))
-            })
+            .map(|c| finished.get(c.style.name()).map_or(overall, |xs| mean(xs)))
             .fold(0.0, |total, seconds| total + seconds),
     )
 }
@@ -65,7 +63,7 @@ pub fn describe(finished: &BTreeMap<String, Vec<f64>>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use talr_evals::medcalc::Style;
+    use talr_evals::Style;
 
     fn cell(style: Style) -> Cell {
         crate::spec::smoke_table2_cells()

@@ -91,6 +91,10 @@ pub struct ReproduceArgs {
     /// `--features cuda` on a machine with one, else the CPU). Recorded in each result.json.
     #[arg(long, env = "TALR_DEVICE", default_value = "auto")]
     device: talr_model::DeviceSpec,
+    /// Run even though tracked code differs from the commit (cells then name a commit that did
+    /// not make them; never commit such cells).
+    #[arg(long)]
+    allow_dirty: bool,
 }
 
 fn main() {
@@ -202,10 +206,7 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<PathBuf> {
         preset.styles = args
             .styles
             .iter()
-            .map(|s| {
-                serde_json::from_value(serde_json::Value::String(s.clone()))
-                    .map_err(|_| anyhow::anyhow!("--styles {s}: expected label-only or cot"))
-            })
+            .map(|s| s.parse().with_context(|| format!("--styles {s}")))
             .collect::<Result<_>>()?;
     }
     let mut grids = grids_named(&args.table, &preset)?;
@@ -233,7 +234,8 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<PathBuf> {
             .map(|(_, c)| c)
             .collect();
     }
-    let done = |c: &spec::Cell| cell::cell_dir(&root, c).join("result.json").exists();
+    let results = talr_analysis::ResultsDir::new(&root);
+    let done = |c: &spec::Cell| results.is_done(&c.id);
     if args.dry_run {
         println!(
             "{:<14} {:<13} {:<11} {:>10} {:>5}  state",
@@ -244,7 +246,7 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<PathBuf> {
                 "{:<14} {:<13} {:<11} {:>10.1e} {:>5}  {}",
                 c.id,
                 c.method,
-                cell::style_name(c.style),
+                c.style.name(),
                 c.learning_rate,
                 c.seed,
                 if done(c) { "done" } else { "to run" }
@@ -268,12 +270,21 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<PathBuf> {
         }
         return Ok(root);
     }
+    if !args.allow_dirty {
+        if let Some(changed) = cell::uncommitted_code()? {
+            bail!(
+                "tracked code differs from commit {} ({changed}); each cell records the commit it \
+                 ran from, so commit first (or pass --allow-dirty for a run that is not to be kept)",
+                cell::versions().git
+            );
+        }
+    }
     std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
     let device = args.device.open().context("--device")?;
     let quiet_inner = args.jobs > 1;
     for &style in &preset.styles {
-        eprintln!("base model, {} prompts", cell::style_name(style));
-        cell::run_base(&preset, &root, style, &device, !quiet_inner)?;
+        eprintln!("base model, {} prompts", style.name());
+        cell::run_base(&preset, &results, style, &device, !quiet_inner)?;
     }
     let todo: Vec<&spec::Cell> = cells.iter().filter(|c| !done(c)).collect();
     let already_done = cells.len() - todo.len();
@@ -291,15 +302,19 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<PathBuf> {
                 bar.set_message(format!(
                     "{} {} lr {:.0e}",
                     c.method,
-                    cell::style_name(c.style),
+                    c.style.name(),
                     c.learning_rate
                 ));
                 log.start(c);
                 let started = std::time::Instant::now();
-                let outcome = cell::run_cell(&preset, &root, c, &device, !quiet_inner);
+                let outcome = cell::run_cell(&preset, &results, c, &device, !quiet_inner);
                 log.finish(c, started.elapsed().as_secs_f64(), outcome.is_ok());
                 match outcome {
-                    Ok(_) => bar.inc(1),
+                    Ok(cell::CellRun::Finished) => bar.inc(1),
+                    Ok(cell::CellRun::Busy) => bar.println(format!(
+                        "cell {} ({}): another process is running it; skipped",
+                        c.id, c.method
+                    )),
                     Err(e) => errors
                         .lock()
                         .unwrap()

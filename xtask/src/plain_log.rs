@@ -2,7 +2,6 @@
 //! indicatif bar draws nothing: one line as each cell starts and one as it ends, with the time
 //! left priced like `--dry-run`'s estimate and updated with the cells this run has finished.
 
-use crate::cell::style_name;
 use crate::estimate;
 use crate::spec::Cell;
 use std::collections::BTreeMap;
@@ -68,7 +67,7 @@ impl<'a> PlainLog<'a> {
             clock(self.started.elapsed().as_secs_f64()),
             cell.id,
             cell.method,
-            style_name(cell.style),
+            cell.style.name(),
             cell.learning_rate,
             cell.seed
         )
@@ -81,7 +80,7 @@ impl<'a> PlainLog<'a> {
             state.done += 1;
             state
                 .finished
-                .entry(style_name(cell.style).to_string())
+                .entry(cell.style.name().to_string())
                 .or_default()
                 .push(seconds);
             "done"
@@ -135,7 +134,7 @@ mod tests {
         let cells = smoke_table2_cells();
         let label: Vec<&Cell> = cells
             .iter()
-            .filter(|c| style_name(c.style) == "label-only")
+            .filter(|c| c.style.name() == "label-only")
             .take(3)
             .collect();
         let finished = BTreeMap::from([("label-only".to_string(), vec![600.0])]);

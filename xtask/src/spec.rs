@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use talr_evals::medcalc::Style;
+use talr_evals::Style;
 use talr_train::TrainConfig;
 
 pub fn experiments_dir() -> PathBuf {

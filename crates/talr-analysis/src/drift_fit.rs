@@ -50,7 +50,7 @@ impl DriftPoint<'_> {
     /// An adapter's step moves other parameters than full fine-tuning's, so the full-model fit
     /// says nothing about it.
     fn is_adapter(&self) -> bool {
-        let adapter = &self.cell.raw["config"]["method"]["adapter"];
+        let adapter = &self.cell.config["method"]["adapter"];
         !(adapter.is_null() || adapter == "full")
     }
 }
@@ -301,7 +301,7 @@ mod tests {
         // Training NLL that rose is no gain to set against the fit.
         results.push(cell("dft", "cot", -0.4, 3e-4, k, 0.5));
         let mut lora = cell("lora", "cot", 1.2, 3e-4, k, -0.1);
-        lora.raw = serde_json::json!({"config": {"method": {"adapter": {"lora": {"rank": 64}}}}});
+        lora.config = serde_json::json!({"method": {"adapter": {"lora": {"rank": 64}}}});
         results.push(lora);
 
         let fits = fits_per_style(&results);

@@ -370,14 +370,15 @@ pub fn draw_all(results: &[CellResult], root: &Path, out: &Path) -> Result<Vec<P
     // Fig. 3a: base-model token probabilities of the SFT targets.
     let mut series = Vec::new();
     for base in results.iter().filter(|r| r.is_base()) {
-        if let Some(h) = base.raw["token_probability_histogram"].as_array() {
+        let h = &base.token_probability_histogram;
+        if !h.is_empty() {
             let n = h.len().max(1) as f64;
-            let total: f64 = h.iter().filter_map(|v| v.as_f64()).sum::<f64>().max(1.0);
+            let total: f64 = (h.iter().sum::<u64>() as f64).max(1.0);
             series.push(Series::line(
                 format!("targets ({})", base.style),
                 h.iter()
                     .enumerate()
-                    .map(|(i, v)| ((i as f64 + 0.5) / n, v.as_f64().unwrap_or(0.0) / total))
+                    .map(|(i, v)| ((i as f64 + 0.5) / n, *v as f64 / total))
                     .collect(),
             ));
         }

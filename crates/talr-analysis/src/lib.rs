@@ -8,9 +8,12 @@ pub mod chart;
 pub mod drift_fit;
 pub mod figures;
 pub mod paired;
+pub mod schema;
 pub mod tables;
 
-use anyhow::{Context, Result};
+pub use schema::{ResultRecord, ResultsDir};
+
+use anyhow::Result;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -35,76 +38,43 @@ pub struct CellResult {
     pub first_mean_nll: Option<f64>,
     pub last_mean_nll: Option<f64>,
     pub hard_token_share: Vec<f64>,
-    pub raw: Value,
-}
-
-/// The headline metric of a general task's aggregate: what the general average is made of
-/// (IFEval prompt-level strict, GSM8K flexible exact match, HumanEval pass@1, else `accuracy`).
-pub fn headline(task: &str, aggregate: &Value) -> Option<f64> {
-    let key = if task.starts_with("ifeval") {
-        "prompt_level_strict_acc"
-    } else if task.starts_with("gsm8k") {
-        "exact_match_flexible"
-    } else if task.starts_with("humaneval") {
-        "pass@1"
-    } else {
-        "accuracy"
-    };
-    aggregate.get(key)?.as_f64()
+    /// The resolved training config (`Null` for the base model).
+    pub config: Value,
+    /// Base model only: its probabilities of the SFT target tokens in 20 bins.
+    pub token_probability_histogram: Vec<u64>,
+    pub seconds: Option<schema::Seconds>,
 }
 
 impl CellResult {
-    pub fn from_json(v: Value) -> Result<Self> {
-        let m = &v["metrics"];
-        let general = m["general"]
-            .as_object()
-            .map(|o| {
-                o.iter()
-                    .filter_map(|(k, agg)| Some((k.clone(), headline(k, agg)?)))
-                    .collect()
+    pub fn from_record(record: ResultRecord) -> Self {
+        let m = &record.metrics;
+        let general = m
+            .general
+            .iter()
+            .filter_map(|(task, aggregate)| {
+                let metric = talr_evals::registry::headline_metric(task).unwrap_or("accuracy");
+                Some((task.clone(), aggregate.get(metric)?.as_f64()?))
             })
-            .unwrap_or_default();
-        let code_length = m["code_length_nats"]
-            .as_object()
-            .map(|o| {
-                o.iter()
-                    .filter_map(|(k, x)| Some((k.clone(), x.as_f64()?)))
-                    .collect()
-            })
-            .unwrap_or_default();
-        Ok(Self {
-            cell: v["cell"].as_str().unwrap_or_default().to_string(),
-            method: v["method"]
-                .as_str()
-                .context("`method` missing")?
-                .to_string(),
-            style: v["style"].as_str().context("`style` missing")?.to_string(),
-            learning_rate: v["learning_rate"].as_f64(),
-            seed: v["seed"].as_u64().unwrap_or(0),
-            grids: v["grids"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|g| g.as_str().map(String::from))
-                        .collect()
-                })
-                .unwrap_or_default(),
-            domain_accuracy: m["domain_accuracy"]
-                .as_f64()
-                .context("`metrics.domain_accuracy` missing")?,
-            general_avg: m["general_avg"]
-                .as_f64()
-                .context("`metrics.general_avg` missing")?,
+            .collect();
+        let training = record.training.as_ref();
+        Self {
+            cell: record.cell,
+            method: record.method,
+            style: record.style.to_string(),
+            learning_rate: record.learning_rate,
+            seed: record.seed.unwrap_or(0),
+            grids: record.grids,
+            domain_accuracy: m.domain_accuracy,
+            general_avg: m.general_avg,
             general,
-            code_length,
-            first_mean_nll: v["training"]["first_mean_nll"].as_f64(),
-            last_mean_nll: v["training"]["last_mean_nll"].as_f64(),
-            hard_token_share: v["training"]["hard_token_share"]
-                .as_array()
-                .map(|a| a.iter().filter_map(Value::as_f64).collect())
-                .unwrap_or_default(),
-            raw: v,
-        })
+            code_length: m.code_length_nats.clone(),
+            first_mean_nll: training.and_then(|t| t.first_mean_nll),
+            last_mean_nll: training.and_then(|t| t.last_mean_nll),
+            hard_token_share: training.map_or_else(Vec::new, |t| t.hard_token_share.clone()),
+            config: record.config.unwrap_or(Value::Null),
+            token_probability_histogram: record.token_probability_histogram.unwrap_or_default(),
+            seconds: Some(record.seconds),
+        }
     }
 
     pub fn is_base(&self) -> bool {
@@ -135,34 +105,11 @@ pub fn base_code_lengths(results: &[CellResult]) -> BTreeMap<String, f64> {
 
 /// Every result under `root`: `base/result-*.json` and `cells/*/result.json`.
 pub fn load_results(root: &Path) -> Result<Vec<CellResult>> {
-    let mut files = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(root.join("base")) {
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with("result-") && name.ends_with(".json") {
-                files.push(e.path());
-            }
-        }
-    }
-    if let Ok(entries) = std::fs::read_dir(root.join("cells")) {
-        for e in entries.flatten() {
-            let p = e.path().join("result.json");
-            if p.exists() {
-                files.push(p);
-            }
-        }
-    }
-    files.sort();
-    files
-        .iter()
-        .map(|p| {
-            let text =
-                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-            let v: Value = serde_json::from_str(&text)
-                .with_context(|| format!("{}: not JSON", p.display()))?;
-            CellResult::from_json(v).with_context(|| format!("in {}", p.display()))
-        })
-        .collect()
+    Ok(ResultsDir::new(root)
+        .records()?
+        .into_iter()
+        .map(CellResult::from_record)
+        .collect())
 }
 
 /// Mean and a bootstrap 95% interval (percentiles of 2000 resampled means, fixed seed).
@@ -238,7 +185,9 @@ pub(crate) fn test_cell(
         first_mean_nll: None,
         last_mean_nll: None,
         hard_token_share: Vec::new(),
-        raw: Value::Null,
+        config: Value::Null,
+        token_probability_histogram: Vec::new(),
+        seconds: None,
     }
 }
 

@@ -4,12 +4,12 @@ use anyhow::{Context, Result};
 use clap::Args;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use serde_json::json;
-use std::collections::BTreeMap;
 use std::time::Instant;
 use talr_model::generate::{generate, GenerationConfig, Sampling};
 use talr_model::{ChatMessage, LoadedModel, ModelSource, Trainability};
-use talr_train::config::TrainingSpec;
+use talr_train::data::TokenizedExample;
 use talr_train::optim::AdamW;
+use talr_train::{batch_gradients, StepInputs, TrainConfig};
 
 #[derive(Args)]
 pub struct BenchArgs {
@@ -158,22 +158,32 @@ pub fn run(args: BenchArgs) -> Result<()> {
         model.decoder.set_checkpointed_blocks(checkpointed);
         let vocab = model.decoder.config.vocab_size;
         let params = model.vars.clone();
-        let mut opt = AdamW::new(&TrainingSpec::default(), &params)?;
+        // Plain SFT, the whole batch in one micro-batch: the trainer's own step function.
+        let config = TrainConfig::from_yaml(
+            &format!(
+                "method: {{token_weighting: {{kind: uniform}}}}\ntraining: {{batch_size: {b}, micro_batch_size: {b}}}",
+                b = args.batch
+            ),
+            "talr bench",
+        )?;
+        let mut opt = AdamW::new(&config.training, &params)?;
         let mut step_secs = Vec::new();
         let mut optimizer_secs = Vec::new();
         reset_peak_rss();
         for step in 0..=args.train_steps {
             let pairs = random_pairs(&mut rng, args.batch, args.seq, vocab);
-            let start = Instant::now();
-            let out = model.response_nll(&pairs)?;
-            let loss = out.nll.mean_all()?;
-            let grads = model.backward(&loss)?;
-            // Free the forward graph before the optimiser allocates its temporaries.
-            drop((out, loss));
-            let grads: BTreeMap<String, candle_core::Tensor> = params
-                .iter()
-                .filter_map(|(n, v)| grads.get(v.as_tensor()).map(|g| (n.clone(), g.clone())))
+            let data: Vec<TokenizedExample> = pairs
+                .into_iter()
+                .map(|(prompt, response)| TokenizedExample { prompt, response })
                 .collect();
+            let batch: Vec<usize> = (0..data.len()).collect();
+            let start = Instant::now();
+            let inputs = StepInputs {
+                sample_weights: None,
+                theta0: &[],
+            };
+            let step_grads = batch_gradients(&model, &params, &config, &data, &batch, &inputs)?;
+            let grads = step_grads.grads;
             let opt_start = Instant::now();
             opt.step(&params, &grads, 1e-5).context("AdamW step")?;
             let opt_secs = opt_start.elapsed().as_secs_f64();

@@ -8,7 +8,7 @@ mod score_cmd;
 mod train_cmd;
 
 use anyhow::Result;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 // glibc malloc maps and unmaps every large tensor afresh, so page faults cost ~15% of a training
 // step; mimalloc (with purging off, see main) keeps freed pages for reuse.
@@ -84,7 +84,15 @@ fn main() {
     if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
         unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
     }
-    let cli = Cli::parse();
+    // The task list in `eval` and `score` help comes from the registry, like the names they take.
+    let tasks = talr_evals::registry::help();
+    let command = Cli::command()
+        .mut_subcommand("eval", |c| c.after_help(tasks.clone()))
+        .mut_subcommand("score", |c| c.after_help(tasks.clone()));
+    let cli = match Cli::from_arg_matches(&command.get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     if let Err(err) = run(cli) {
         eprintln!("error: {err:#}");
         std::process::exit(1);

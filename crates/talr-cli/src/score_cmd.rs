@@ -1,14 +1,13 @@
 use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
-use talr_evals::catalog::build_task;
-use talr_evals::responses::load_responses;
+use talr_evals::build_task;
+use talr_evals::responses::{load_responses, unmatched_ids};
 use talr_evals::runner::write_json_atomic;
 
 #[derive(Args)]
 pub struct ScoreArgs {
-    /// One of: ifeval, ifeval-synth, gsm8k, gsm8k-100, humaneval, medcalc[-cot],
-    /// medcalc-template[-cot], medcalc-synth[-cot].
+    /// A task name (see the list below).
     #[arg(long)]
     task: String,
     /// The benchmark's data file (IFEval JSONL, GSM8K JSONL, HumanEval JSONL[.gz]; a seed for
@@ -38,6 +37,23 @@ pub fn run(args: ScoreArgs) -> Result<()> {
     };
     let task = build_task(&spec, args.jobs.unwrap_or_else(default_jobs))?;
     let responses = load_responses(&args.responses)?;
+    let unmatched = unmatched_ids(task.as_ref(), &responses, &args.responses)?;
+    if !unmatched.is_empty() {
+        let shown: Vec<&str> = unmatched.iter().take(5).map(String::as_str).collect();
+        eprintln!(
+            "warning: {} of {} response ids in {} are not items of {} and were ignored: {}{}",
+            unmatched.len(),
+            responses.len(),
+            args.responses.display(),
+            task.name(),
+            shown.join(", "),
+            if unmatched.len() > shown.len() {
+                ", …"
+            } else {
+                ""
+            }
+        );
+    }
     let scored = task.score(&responses)?;
     if let Some(out) = &args.out {
         let doc = serde_json::json!({"task": args.task, "aggregate": scored.aggregate, "items": scored.items});

@@ -2,8 +2,8 @@ use anyhow::{Context, Result};
 use clap::Args;
 use std::path::PathBuf;
 use talr_model::{LoadedModel, ModelSource};
-use talr_train::data::{load_examples, tokenize};
-use talr_train::{export_merged, prepare, train, trainability, RunOptions, TrainConfig};
+use talr_train::data::load_examples;
+use talr_train::{RunOptions, TrainConfig};
 
 #[derive(Args)]
 pub struct TrainArgs {
@@ -33,20 +33,22 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let cfg = TrainConfig::load(&args.config)?;
     let examples = load_examples(&args.data)?;
     let source = ModelSource::parse(&args.model)?;
-    let mut model = LoadedModel::load(&source, &args.device.open()?, trainability(&cfg))?;
-    let initial = if args.export {
-        Some(model.decoder.named_weights(|w, _| Ok(w.clone()))?)
-    } else {
-        None
-    };
-    let params = prepare(&mut model, &cfg)?;
-    let data = tokenize(&examples, &model.tokenizer, cfg.training.max_length)
-        .with_context(|| format!("tokenizing {}", args.data.display()))?;
+    let device = args.device.open()?;
     let opts = RunOptions {
         stop_after: args.stop_after,
         progress: true,
     };
-    let outcome = train(&model, &params, &cfg, &data, &args.out, &opts)?;
+    let export = args.export.then(|| args.out.join("merged"));
+    let tuned = talr_train::run(
+        |mode| LoadedModel::load(&source, &device, mode),
+        &cfg,
+        &examples,
+        &args.out,
+        export.as_deref(),
+        &opts,
+    )
+    .with_context(|| format!("training on {}", args.data.display()))?;
+    let outcome = &tuned.outcome;
     let (first, last) = (outcome.metrics.first(), outcome.metrics.last());
     eprintln!(
         "steps {}/{}; mean NLL {} -> {}; metrics in {}",
@@ -56,12 +58,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
         last.map_or("-".into(), |m| format!("{:.4}", m.mean_nll)),
         args.out.join("metrics.jsonl").display()
     );
-    if let Some(initial) = initial {
-        if outcome.steps_done == outcome.total_steps {
-            let dir = args.out.join("merged");
-            export_merged(&model, &initial, &cfg, &dir)?;
-            eprintln!("merged model in {} (use it with --model)", dir.display());
-        }
+    if let Some(dir) = tuned.exported {
+        eprintln!("merged model in {} (use it with --model)", dir.display());
     }
     Ok(())
 }

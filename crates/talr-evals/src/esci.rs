@@ -275,6 +275,12 @@ pub fn target(e: &Example, cot: bool) -> String {
     }
 }
 
+/// The training example for `e`, with its example id as id.
+pub fn example(e: &Example, cot: bool) -> talr_model::ChatExample {
+    let (system, user) = prompt(e, cot);
+    talr_model::ChatExample::new(e.example_id, Some(system), user, target(e, cot))
+}
+
 fn re(cell: &'static OnceLock<Regex>, pattern: &str) -> &'static Regex {
     cell.get_or_init(|| Regex::new(pattern).expect("valid built-in regex"))
 }

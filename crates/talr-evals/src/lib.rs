@@ -7,7 +7,12 @@ pub mod gsm8k;
 pub mod humaneval;
 pub mod ifeval;
 pub mod medcalc;
+pub mod registry;
 pub mod responses;
 pub mod runner;
 pub mod sandbox;
+pub mod suite;
 pub mod task;
+
+pub use registry::{build_task, Domain};
+pub use task::Style;

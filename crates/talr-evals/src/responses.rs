@@ -66,3 +66,33 @@ pub fn read_text(path: &Path) -> Result<String> {
         String::from_utf8(bytes).with_context(|| format!("{}: not UTF-8 text", path.display()))
     }
 }
+
+/// Checks response ids against `task`'s items: an error when none matches (a file for another
+/// task, or ids in the wrong form), else the ids that match no item, sorted, for a warning.
+pub fn unmatched_ids(
+    task: &dyn crate::task::Task,
+    responses: &HashMap<String, String>,
+    source: &Path,
+) -> Result<Vec<String>> {
+    let items: std::collections::HashSet<String> =
+        task.prompts().into_iter().map(|p| p.id).collect();
+    let mut unmatched: Vec<String> = responses
+        .keys()
+        .filter(|id| !items.contains(*id))
+        .cloned()
+        .collect();
+    unmatched.sort();
+    if !responses.is_empty() && unmatched.len() == responses.len() {
+        let mut expected: Vec<&String> = items.iter().collect();
+        expected.sort();
+        bail!(
+            "{}: none of its {} response ids is an item of {} (first: {:?}; its ids look like {:?})",
+            source.display(),
+            responses.len(),
+            task.name(),
+            unmatched[0],
+            expected.first().map(|s| s.as_str()).unwrap_or("")
+        );
+    }
+    Ok(unmatched)
+}

@@ -3,8 +3,56 @@
 //! its own data, prompt, extraction and scoring.
 
 use anyhow::Result;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::HashMap;
+
+/// How a domain task asks for its answer, and what its training targets look like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Style {
+    /// Step-by-step thinking, then the answer.
+    Cot,
+    /// The answer only.
+    LabelOnly,
+}
+
+impl Style {
+    pub const ALL: [Style; 2] = [Style::LabelOnly, Style::Cot];
+
+    /// The name in configs, result files and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Style::Cot => "cot",
+            Style::LabelOnly => "label-only",
+        }
+    }
+
+    /// What the style adds to a domain task's name (`medcalc-cot`).
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Style::Cot => "-cot",
+            Style::LabelOnly => "",
+        }
+    }
+}
+
+impl std::fmt::Display for Style {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Style {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        Style::ALL
+            .into_iter()
+            .find(|style| style.name() == s)
+            .ok_or_else(|| anyhow::anyhow!("style {s:?}: expected label-only or cot"))
+    }
+}
 
 /// One item to generate for: its id (the response-file id) and its user message.
 #[derive(Debug, Clone)]
@@ -48,6 +96,10 @@ pub trait Task: Sync {
     fn score(&self, responses: &HashMap<String, String>) -> Result<Scored>;
     /// Keeps only the first `n` items.
     fn truncate(&mut self, n: usize);
+    /// The aggregate metric that stands for the task (from the [`crate::registry`]).
+    fn headline_metric(&self) -> &'static str {
+        crate::registry::headline_metric(self.name()).unwrap_or("accuracy")
+    }
     /// Reference responses for general code length, where the task has them.
     fn references(&self) -> Option<Vec<ReferencePair>> {
         None

@@ -2,6 +2,7 @@
 //! training (weights as `Var`s), frozen evaluation, and cached generation.
 
 use crate::config::{Activation, DecoderConfig};
+use crate::layout::{slots, Proj, Slot};
 use crate::mask::sliding_mask;
 pub use crate::mask::{attention_bias, MASKED};
 use crate::ops;
@@ -82,14 +83,50 @@ pub(crate) struct Block {
     down: Linear,
 }
 
+impl Block {
+    fn linear(&self, p: Proj) -> &Linear {
+        match p {
+            Proj::Q => &self.q,
+            Proj::K => &self.k,
+            Proj::V => &self.v,
+            Proj::O => &self.o,
+            Proj::Gate => &self.gate,
+            Proj::Up => &self.up,
+            Proj::Down => &self.down,
+        }
+    }
+
+    fn linears_mut(&mut self) -> [(Proj, &mut Linear); 7] {
+        let Block {
+            q,
+            k,
+            v,
+            o,
+            gate,
+            up,
+            down,
+            ..
+        } = self;
+        [
+            (Proj::Q, q),
+            (Proj::K, k),
+            (Proj::V, v),
+            (Proj::O, o),
+            (Proj::Gate, gate),
+            (Proj::Up, up),
+            (Proj::Down, down),
+        ]
+    }
+}
+
 pub struct Decoder {
     pub config: DecoderConfig,
     embed: Tensor,
     blocks: Vec<Arc<Block>>,
     /// Blocks [0, n) are recomputed in the backward pass instead of keeping their activations.
     checkpointed_blocks: usize,
-    /// Parameter gradients produced inside checkpointed blocks (see [`crate::checkpoint`]).
-    pub(crate) grad_sink: crate::checkpoint::GradSink,
+    /// Parameter gradients produced inside checkpointed blocks (see [`crate::recompute`]).
+    pub(crate) grad_sink: crate::recompute::GradSink,
     norm: Tensor,
     lm_head: Option<Tensor>,
     inv_freq: Tensor,
@@ -100,56 +137,7 @@ pub struct Decoder {
 
 /// Names of every parameter a config needs, in Hugging Face naming.
 pub fn parameter_names(cfg: &DecoderConfig) -> Vec<String> {
-    let mut names = vec!["model.embed_tokens.weight".to_string()];
-    for i in 0..cfg.num_layers {
-        let p = format!("model.layers.{i}");
-        names.push(format!("{p}.input_layernorm.weight"));
-        for proj in ["q_proj", "k_proj", "v_proj", "o_proj"] {
-            names.push(format!("{p}.self_attn.{proj}.weight"));
-        }
-        if cfg.attention_bias {
-            for proj in ["q_proj", "k_proj", "v_proj"] {
-                names.push(format!("{p}.self_attn.{proj}.bias"));
-            }
-        }
-        if cfg.qk_norm {
-            names.push(format!("{p}.self_attn.q_norm.weight"));
-            names.push(format!("{p}.self_attn.k_norm.weight"));
-        }
-        names.push(format!("{p}.post_attention_layernorm.weight"));
-        if cfg.gemma.is_some() {
-            names.push(format!("{p}.pre_feedforward_layernorm.weight"));
-            names.push(format!("{p}.post_feedforward_layernorm.weight"));
-        }
-        for proj in ["gate_proj", "up_proj", "down_proj"] {
-            names.push(format!("{p}.mlp.{proj}.weight"));
-        }
-    }
-    names.push("model.norm.weight".to_string());
-    if !cfg.tie_word_embeddings {
-        names.push("lm_head.weight".to_string());
-    }
-    names
-}
-
-fn shape_of(cfg: &DecoderConfig, name: &str) -> Vec<usize> {
-    let (d, hd) = (cfg.hidden_size, cfg.head_dim);
-    let q = cfg.num_heads * hd;
-    let kv = cfg.num_kv_heads * hd;
-    let leaf = name.rsplit('.').nth(1).unwrap_or("");
-    let is_bias = name.ends_with(".bias");
-    match (leaf, is_bias) {
-        ("embed_tokens", _) | ("lm_head", _) => vec![cfg.vocab_size, d],
-        ("q_proj", false) => vec![q, d],
-        ("k_proj", false) | ("v_proj", false) => vec![kv, d],
-        ("q_proj", true) => vec![q],
-        ("k_proj", true) | ("v_proj", true) => vec![kv],
-        ("o_proj", _) => vec![d, q],
-        ("q_norm", _) | ("k_norm", _) => vec![hd],
-        ("gate_proj", _) | ("up_proj", _) => vec![cfg.intermediate_size, d],
-        ("down_proj", _) => vec![d, cfg.intermediate_size],
-        _ => vec![d], // norms
-    }
+    slots(cfg).into_iter().map(Slot::name).collect()
 }
 
 /// Seeded random weights (normal with standard deviation `std`; norms near 1) for tests and the
@@ -163,10 +151,10 @@ pub fn random_weights(
 ) -> Result<WeightMap> {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut weights = WeightMap::new();
-    for name in parameter_names(cfg) {
-        let shape = shape_of(cfg, &name);
+    for slot in slots(cfg) {
+        let shape = slot.shape(cfg);
         let n: usize = shape.iter().product();
-        let is_norm = name.contains("norm");
+        let is_norm = slot.is_norm();
         let data: Vec<f32> = (0..n)
             .map(|_| {
                 if is_norm {
@@ -179,7 +167,7 @@ pub fn random_weights(
             })
             .collect();
         weights.insert(
-            name,
+            slot.name(),
             Tensor::from_vec(data, shape, device)?.to_dtype(dtype)?,
         );
     }
@@ -201,13 +189,14 @@ pub fn make_trainable(weights: &WeightMap) -> Result<(WeightMap, Vec<(String, Va
 impl Decoder {
     pub fn new(config: DecoderConfig, weights: &WeightMap) -> Result<Self> {
         config.validate()?;
-        let get = |name: &str| -> Result<Tensor> {
+        let get = |slot: Slot| -> Result<Tensor> {
+            let name = slot.name();
             // Multimodal Gemma3 checkpoints keep the language model under `language_model.`.
             let t = weights
-                .get(name)
+                .get(&name)
                 .or_else(|| weights.get(&format!("language_model.{name}")))
                 .with_context(|| format!("weights have no tensor `{name}`"))?;
-            let want = shape_of(&config, name);
+            let want = slot.shape(&config);
             anyhow::ensure!(
                 t.dims() == want.as_slice(),
                 "tensor `{name}` has shape {:?}, the config needs {want:?}",
@@ -215,51 +204,40 @@ impl Decoder {
             );
             Ok(t.clone())
         };
-        let linear = |p: &str, bias: bool| -> Result<Linear> {
-            let b = if bias {
-                Some(get(&format!("{p}.bias"))?)
-            } else {
-                None
-            };
-            Ok(Linear::new(get(&format!("{p}.weight"))?, b))
+        let linear = |i: usize, p: Proj| -> Result<Linear> {
+            let bias = p
+                .has_bias(&config)
+                .then(|| get(Slot::Bias(i, p)))
+                .transpose()?;
+            Ok(Linear::new(get(Slot::Weight(i, p))?, bias))
         };
         let gemma = config.gemma.is_some();
         let mut blocks = Vec::with_capacity(config.num_layers);
         for i in 0..config.num_layers {
-            let p = format!("model.layers.{i}");
-            let bias = config.attention_bias;
             blocks.push(Arc::new(Block {
-                input_norm: get(&format!("{p}.input_layernorm.weight"))?,
-                q: linear(&format!("{p}.self_attn.q_proj"), bias)?,
-                k: linear(&format!("{p}.self_attn.k_proj"), bias)?,
-                v: linear(&format!("{p}.self_attn.v_proj"), bias)?,
-                o: linear(&format!("{p}.self_attn.o_proj"), false)?,
-                q_norm: config
-                    .qk_norm
-                    .then(|| get(&format!("{p}.self_attn.q_norm.weight")))
-                    .transpose()?,
-                k_norm: config
-                    .qk_norm
-                    .then(|| get(&format!("{p}.self_attn.k_norm.weight")))
-                    .transpose()?,
+                input_norm: get(Slot::InputNorm(i))?,
+                q: linear(i, Proj::Q)?,
+                k: linear(i, Proj::K)?,
+                v: linear(i, Proj::V)?,
+                o: linear(i, Proj::O)?,
+                q_norm: config.qk_norm.then(|| get(Slot::QNorm(i))).transpose()?,
+                k_norm: config.qk_norm.then(|| get(Slot::KNorm(i))).transpose()?,
                 post_attention_norm: if gemma {
-                    get(&format!("{p}.pre_feedforward_layernorm.weight"))?
+                    get(Slot::PreFeedforwardNorm(i))?
                 } else {
-                    get(&format!("{p}.post_attention_layernorm.weight"))?
+                    get(Slot::PostAttentionNorm(i))?
                 },
-                attn_out_norm: gemma
-                    .then(|| get(&format!("{p}.post_attention_layernorm.weight")))
-                    .transpose()?,
+                attn_out_norm: gemma.then(|| get(Slot::PostAttentionNorm(i))).transpose()?,
                 mlp_out_norm: gemma
-                    .then(|| get(&format!("{p}.post_feedforward_layernorm.weight")))
+                    .then(|| get(Slot::PostFeedforwardNorm(i)))
                     .transpose()?,
                 sliding: config.gemma.as_ref().is_some_and(|g| g.is_sliding(i)),
-                gate: linear(&format!("{p}.mlp.gate_proj"), false)?,
-                up: linear(&format!("{p}.mlp.up_proj"), false)?,
-                down: linear(&format!("{p}.mlp.down_proj"), false)?,
+                gate: linear(i, Proj::Gate)?,
+                up: linear(i, Proj::Up)?,
+                down: linear(i, Proj::Down)?,
             }));
         }
-        let embed = get("model.embed_tokens.weight")?;
+        let embed = get(Slot::Embed)?;
         let device = embed.device().clone();
         let half = config.head_dim / 2;
         let frequencies = |theta: f64, scale: f64| -> Vec<f32> {
@@ -284,9 +262,9 @@ impl Decoder {
             lm_head: if config.tie_word_embeddings {
                 None
             } else {
-                Some(get("lm_head.weight")?)
+                Some(get(Slot::LmHead)?)
             },
-            norm: get("model.norm.weight")?,
+            norm: get(Slot::FinalNorm)?,
             inv_freq: Tensor::from_vec(inv_freq, half, &device)?,
             local_inv_freq,
             embed,
@@ -314,57 +292,43 @@ impl Decoder {
         merge: impl Fn(&Tensor, &dyn LinearAdapter) -> Result<Tensor>,
     ) -> Result<WeightMap> {
         let mut out = WeightMap::new();
-        let mut put = |name: String, t: &Tensor| -> Result<()> {
-            out.insert(name, t.detach().copy()?);
-            Ok(())
-        };
-        put("model.embed_tokens.weight".into(), &self.embed)?;
-        for (i, b) in self.blocks.iter().enumerate() {
-            let p = format!("model.layers.{i}");
-            put(format!("{p}.input_layernorm.weight"), &b.input_norm)?;
-            match (&b.attn_out_norm, &b.mlp_out_norm) {
-                (Some(attn_out), Some(mlp_out)) => {
-                    put(format!("{p}.post_attention_layernorm.weight"), attn_out)?;
-                    put(
-                        format!("{p}.pre_feedforward_layernorm.weight"),
-                        &b.post_attention_norm,
-                    )?;
-                    put(format!("{p}.post_feedforward_layernorm.weight"), mlp_out)?;
+        for slot in slots(&self.config) {
+            let tensor = match slot {
+                Slot::Weight(i, p) => {
+                    let lin = self.blocks[i].linear(p);
+                    match &lin.adapter {
+                        Some(a) => merge(&lin.weight, a.as_ref())?,
+                        None => lin.weight.clone(),
+                    }
                 }
-                _ => put(
-                    format!("{p}.post_attention_layernorm.weight"),
-                    &b.post_attention_norm,
-                )?,
-            }
-            if let (Some(qn), Some(kn)) = (&b.q_norm, &b.k_norm) {
-                put(format!("{p}.self_attn.q_norm.weight"), qn)?;
-                put(format!("{p}.self_attn.k_norm.weight"), kn)?;
-            }
-            let linears = [
-                ("self_attn.q_proj", &b.q),
-                ("self_attn.k_proj", &b.k),
-                ("self_attn.v_proj", &b.v),
-                ("self_attn.o_proj", &b.o),
-                ("mlp.gate_proj", &b.gate),
-                ("mlp.up_proj", &b.up),
-                ("mlp.down_proj", &b.down),
-            ];
-            for (name, lin) in linears {
-                let w = match &lin.adapter {
-                    Some(a) => merge(&lin.weight, a.as_ref())?,
-                    None => lin.weight.clone(),
-                };
-                put(format!("{p}.{name}.weight"), &w)?;
-                if let Some(bias) = &lin.bias {
-                    put(format!("{p}.{name}.bias"), bias)?;
-                }
-            }
-        }
-        put("model.norm.weight".into(), &self.norm)?;
-        if let Some(head) = &self.lm_head {
-            put("lm_head.weight".into(), head)?;
+                slot => self.tensor(slot)?.clone(),
+            };
+            out.insert(slot.name(), tensor.detach().copy()?);
         }
         Ok(out)
+    }
+
+    /// The tensor in `slot` (a linear layer's weight without its adapter).
+    fn tensor(&self, slot: Slot) -> Result<&Tensor> {
+        let missing = || anyhow::anyhow!("this decoder has no tensor `{}`", slot.name());
+        let block = |i: usize| self.blocks.get(i).ok_or_else(missing);
+        Ok(match slot {
+            Slot::Embed => &self.embed,
+            Slot::FinalNorm => &self.norm,
+            Slot::LmHead => self.lm_head.as_ref().ok_or_else(missing)?,
+            Slot::InputNorm(i) => &block(i)?.input_norm,
+            Slot::Weight(i, p) => &block(i)?.linear(p).weight,
+            Slot::Bias(i, p) => block(i)?.linear(p).bias.as_ref().ok_or_else(missing)?,
+            Slot::QNorm(i) => block(i)?.q_norm.as_ref().ok_or_else(missing)?,
+            Slot::KNorm(i) => block(i)?.k_norm.as_ref().ok_or_else(missing)?,
+            // Gemma3 normalises the attention output under this name; Llama the MLP input.
+            Slot::PostAttentionNorm(i) => {
+                let b = block(i)?;
+                b.attn_out_norm.as_ref().unwrap_or(&b.post_attention_norm)
+            }
+            Slot::PreFeedforwardNorm(i) => &block(i)?.post_attention_norm,
+            Slot::PostFeedforwardNorm(i) => block(i)?.mlp_out_norm.as_ref().ok_or_else(missing)?,
+        })
     }
 
     /// Every linear layer by its Hugging Face name prefix, for placing adapters.
@@ -373,14 +337,11 @@ impl Decoder {
         for (i, b) in self.blocks.iter_mut().enumerate() {
             let b =
                 Arc::get_mut(b).expect("no forward pass holds the blocks while adapters change");
-            let p = format!("model.layers.{i}");
-            out.push((format!("{p}.self_attn.q_proj"), &mut b.q));
-            out.push((format!("{p}.self_attn.k_proj"), &mut b.k));
-            out.push((format!("{p}.self_attn.v_proj"), &mut b.v));
-            out.push((format!("{p}.self_attn.o_proj"), &mut b.o));
-            out.push((format!("{p}.mlp.gate_proj"), &mut b.gate));
-            out.push((format!("{p}.mlp.up_proj"), &mut b.up));
-            out.push((format!("{p}.mlp.down_proj"), &mut b.down));
+            out.extend(
+                b.linears_mut()
+                    .into_iter()
+                    .map(|(p, lin)| (p.prefix(i), lin)),
+            );
         }
         out
     }
@@ -448,7 +409,7 @@ impl Decoder {
             x = match cache.as_deref_mut() {
                 Some(c) => block_forward(cfg, block, &x, &inputs, Some(&mut c[i]))?,
                 None if i < self.checkpointed_blocks => {
-                    crate::checkpoint::checkpointed_block(cfg, block, &x, &inputs, &self.grad_sink)?
+                    crate::recompute::checkpointed_block(cfg, block, &x, &inputs, &self.grad_sink)?
                 }
                 None => block_forward(cfg, block, &x, &inputs, None)?,
             };

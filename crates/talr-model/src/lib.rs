@@ -37,20 +37,24 @@
 //! measured), so there a micro-batch of ~4k tokens (`micro_batch_size` × row length) is what fits
 //! next to the 50–64 GB of weights and optimiser state on a 139 GB card.
 
-pub mod checkpoint;
+pub mod chat;
 pub mod config;
 pub mod decoder;
 pub mod device;
+pub mod family;
 pub mod generate;
+pub mod layout;
 pub mod logprobs;
 pub mod mask;
 pub mod model;
 pub mod ops;
+pub mod recompute;
 pub mod tokenizer;
 pub mod weights;
 
+pub use chat::{ChatExample, ChatMessage};
 pub use config::{Activation, DecoderConfig};
 pub use decoder::{Decoder, Linear, LinearAdapter};
 pub use device::{device_name, DeviceSpec};
 pub use model::{LoadedModel, ModelSource, Trainability};
-pub use tokenizer::{ChatMessage, TextTokenizer};
+pub use tokenizer::TextTokenizer;

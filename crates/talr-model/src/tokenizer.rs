@@ -6,7 +6,6 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 use candle_core::quantized::gguf_file::Value;
-use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -19,20 +18,7 @@ pub struct TextTokenizer {
     pub chat_template: Option<ChatTemplate>,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct ChatMessage {
-    pub role: String,
-    pub content: String,
-}
-
-impl ChatMessage {
-    pub fn new(role: &str, content: &str) -> Self {
-        Self {
-            role: role.to_string(),
-            content: content.to_string(),
-        }
-    }
-}
+pub use crate::chat::ChatMessage;
 
 impl TextTokenizer {
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {

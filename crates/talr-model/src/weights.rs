@@ -6,6 +6,7 @@
 //! convention (rotate-half) serves every source and saved checkpoints are Hugging Face compatible.
 
 use crate::config::{Activation, DecoderConfig};
+use crate::layout::{gguf_slot, Proj, Slot};
 use anyhow::{bail, Context, Result};
 use candle_core::quantized::gguf_file;
 use candle_core::{DType, Device, Tensor};
@@ -31,11 +32,57 @@ fn md<'a>(
         .with_context(|| format!("{}: GGUF metadata has no key `{key}`", path.display()))
 }
 
+/// candle attaches a backtrace to its errors whenever `RUST_BACKTRACE` is set; a file that
+/// cannot be read is the user's problem, not the program's, so its message goes without one.
+fn without_backtrace(e: candle_core::Error) -> candle_core::Error {
+    match e {
+        candle_core::Error::WithBacktrace { inner, .. } => *inner,
+        e => e,
+    }
+}
+
+/// Every tensor's data lies inside the file: a truncated download fails here, naming the file,
+/// instead of deep inside a tensor read.
+fn check_gguf_complete(
+    content: &gguf_file::Content,
+    file: &std::fs::File,
+    path: &Path,
+) -> Result<()> {
+    let len = file
+        .metadata()
+        .with_context(|| format!("reading {}", path.display()))?
+        .len();
+    let end = content
+        .tensor_infos
+        .iter()
+        .map(|(name, info)| {
+            let dtype = info.ggml_dtype;
+            let bytes = info.shape.elem_count() / dtype.block_size() * dtype.type_size();
+            (
+                content.tensor_data_offset + info.offset + bytes as u64,
+                name,
+            )
+        })
+        .max();
+    if let Some((end, name)) = end {
+        if end > len {
+            bail!(
+                "{} is truncated: it has {len} bytes, but tensor {name} ends at byte {end} \
+                 (an interrupted download? fetch it again)",
+                path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 pub fn load_gguf(path: &Path, device: &Device) -> Result<GgufModel> {
     let mut file =
         std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let content = gguf_file::Content::read(&mut file)
+        .map_err(without_backtrace)
         .with_context(|| format!("{} is not a readable GGUF file", path.display()))?;
+    check_gguf_complete(&content, &file, path)?;
     let meta = &content.metadata;
     let arch = md(meta, "general.architecture", path)?.to_string()?.clone();
     if arch != "llama" {
@@ -85,25 +132,21 @@ pub fn load_gguf(path: &Path, device: &Device) -> Result<GgufModel> {
     config.validate()?;
 
     let mut weights = WeightMap::new();
-    weights.insert("model.embed_tokens.weight".into(), embed);
+    weights.insert(Slot::Embed.name(), embed);
     for name in content.tensor_infos.keys() {
-        if name == "token_embd.weight" {
+        // Not a parameter (e.g. rope_freqs, derived), or the embeddings, read above.
+        let Some(slot) = gguf_slot(name).filter(|s| *s != Slot::Embed) else {
             continue;
-        }
-        let Some(hf) = gguf_to_hf_name(name) else {
-            continue; // e.g. rope_freqs: derived, not a parameter
         };
         let t = content
             .tensor(&mut file, name, device)?
             .dequantize(device)?;
-        let t = if name.ends_with("attn_q.weight") {
-            unpermute_rope_rows(&t, num_heads)?
-        } else if name.ends_with("attn_k.weight") {
-            unpermute_rope_rows(&t, num_kv_heads)?
-        } else {
-            t
+        let t = match slot {
+            Slot::Weight(_, Proj::Q) => unpermute_rope_rows(&t, num_heads)?,
+            Slot::Weight(_, Proj::K) => unpermute_rope_rows(&t, num_kv_heads)?,
+            _ => t,
         };
-        weights.insert(hf, t.to_dtype(DType::F32)?);
+        weights.insert(slot.name(), t.to_dtype(DType::F32)?);
     }
     let metadata = content.metadata.into_iter().collect();
     Ok(GgufModel {
@@ -111,29 +154,6 @@ pub fn load_gguf(path: &Path, device: &Device) -> Result<GgufModel> {
         weights,
         metadata,
     })
-}
-
-fn gguf_to_hf_name(name: &str) -> Option<String> {
-    match name {
-        "output_norm.weight" => return Some("model.norm.weight".into()),
-        "output.weight" => return Some("lm_head.weight".into()),
-        _ => {}
-    }
-    let rest = name.strip_prefix("blk.")?;
-    let (layer, tail) = rest.split_once('.')?;
-    let hf_tail = match tail {
-        "attn_norm.weight" => "input_layernorm.weight",
-        "ffn_norm.weight" => "post_attention_layernorm.weight",
-        "attn_q.weight" => "self_attn.q_proj.weight",
-        "attn_k.weight" => "self_attn.k_proj.weight",
-        "attn_v.weight" => "self_attn.v_proj.weight",
-        "attn_output.weight" => "self_attn.o_proj.weight",
-        "ffn_gate.weight" => "mlp.gate_proj.weight",
-        "ffn_up.weight" => "mlp.up_proj.weight",
-        "ffn_down.weight" => "mlp.down_proj.weight",
-        _ => return None,
-    };
-    Some(format!("model.layers.{layer}.{hf_tail}"))
 }
 
 /// llama.cpp's converter reorders each head's rows from (2, d/2) to (d/2, 2) so that its
@@ -314,5 +334,35 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("model-00001-of-00002.safetensors"), "{err}");
+    }
+
+    #[test]
+    fn a_truncated_gguf_is_named_as_truncated_in_one_line() {
+        use candle_core::quantized::{GgmlDType, QTensor};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model.gguf");
+        let weight = Tensor::zeros((64, 32), candle_core::DType::F32, &Device::Cpu).unwrap();
+        let tensor = QTensor::quantize(&weight, GgmlDType::F32).unwrap();
+        let arch = gguf_file::Value::String("llama".into());
+        let mut file = std::fs::File::create(&path).unwrap();
+        gguf_file::write(
+            &mut file,
+            &[("general.architecture", &arch)],
+            &[("token_embd.weight", &tensor)],
+        )
+        .unwrap();
+        let full = file.metadata().unwrap().len();
+        file.set_len(full - 100).unwrap();
+        drop(file);
+        let err = format!("{:#}", load_gguf(&path, &Device::Cpu).err().unwrap());
+        assert!(err.contains("model.gguf is truncated"), "{err}");
+        assert!(err.contains("token_embd.weight"), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+
+        // A file cut inside its header: candle's message, without its backtrace.
+        std::fs::write(&path, b"GGUF\x03\x00").unwrap();
+        let err = format!("{:#}", load_gguf(&path, &Device::Cpu).err().unwrap());
+        assert!(err.contains("is not a readable GGUF file"), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
     }
 }

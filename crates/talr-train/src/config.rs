@@ -94,18 +94,16 @@ pub enum Adapter {
     },
 }
 
-pub const LORA_TARGETS: [&str; 7] = [
-    "q_proj",
-    "k_proj",
-    "v_proj",
-    "o_proj",
-    "gate_proj",
-    "up_proj",
-    "down_proj",
-];
+/// The projections LoRA can target, by their short Hugging Face names (`q_proj`, ...).
+pub fn lora_targets() -> Vec<&'static str> {
+    talr_model::layout::Proj::ALL
+        .iter()
+        .map(|p| p.short_name())
+        .collect()
+}
 
 fn default_lora_targets() -> Vec<String> {
-    LORA_TARGETS.iter().map(|s| s.to_string()).collect()
+    lora_targets().into_iter().map(String::from).collect()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
@@ -252,10 +250,13 @@ impl TrainConfig {
             if *rank == 0 || alpha.is_nan() || *alpha <= 0.0 {
                 bail!("method.adapter.lora: rank must be >= 1 and alpha > 0");
             }
-            if let Some(bad) = targets.iter().find(|t| !LORA_TARGETS.contains(&t.as_str())) {
+            if let Some(bad) = targets
+                .iter()
+                .find(|t| !lora_targets().contains(&t.as_str()))
+            {
                 bail!(
                     "method.adapter.lora.targets: unknown projection {bad:?} (allowed: {})",
-                    LORA_TARGETS.join(", ")
+                    lora_targets().join(", ")
                 );
             }
         }

@@ -2,28 +2,11 @@
 //! chat template.
 
 use anyhow::{bail, Context, Result};
-use serde::Deserialize;
 use std::path::Path;
-use talr_model::{ChatMessage, TextTokenizer};
+use talr_model::{ChatExample, TextTokenizer};
 
-/// One line of a training file:
-/// `{"messages": [{"role": "user", "content": "..."}], "target": "..."}`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Example {
-    pub messages: Vec<Message>,
-    pub target: String,
-    /// Optional identifier carried into logs.
-    #[serde(default)]
-    pub id: Option<serde_json::Value>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Message {
-    pub role: String,
-    pub content: String,
-}
+/// One line of a training file: a chat example (see [`talr_model::ChatExample`]).
+pub type Example = ChatExample;
 
 pub fn load_examples(path: &Path) -> Result<Vec<Example>> {
     let text =
@@ -37,6 +20,13 @@ pub fn load_examples(path: &Path) -> Result<Vec<Example>> {
             .with_context(|| format!("{}:{}: not a training example", path.display(), i + 1))?;
         if ex.messages.is_empty() {
             bail!("{}:{}: `messages` is empty", path.display(), i + 1);
+        }
+        if ex.target.trim().is_empty() {
+            bail!(
+                "{}:{}: `target` is empty; the loss would see only the end-of-turn token",
+                path.display(),
+                i + 1
+            );
         }
         out.push(ex);
     }
@@ -69,18 +59,20 @@ pub fn tokenize(
         .iter()
         .enumerate()
         .map(|(i, ex)| {
-            let messages: Vec<ChatMessage> = ex
-                .messages
-                .iter()
-                .map(|m| ChatMessage::new(&m.role, &m.content))
-                .collect();
-            let prompt_text = tokenizer.apply_chat_template(&messages, true)?;
+            if ex.target.trim().is_empty() {
+                bail!(
+                    "example {} has an empty target; the loss would see only the end-of-turn token",
+                    describe(i, ex)
+                );
+            }
+            let prompt_text = tokenizer.apply_chat_template(&ex.messages, true)?;
             let mut prompt = tokenizer.encode(&prompt_text)?;
             let mut response = tokenizer.encode(&ex.target)?;
             response.push(eos);
             if response.len() + 1 > max_length {
                 bail!(
-                    "example {i}: the target is {} tokens, over training.max_length ({max_length})",
+                    "example {}: the target is {} tokens, over training.max_length ({max_length})",
+                    describe(i, ex),
                     response.len()
                 );
             }
@@ -91,4 +83,12 @@ pub fn tokenize(
             Ok(TokenizedExample { prompt, response })
         })
         .collect()
+}
+
+/// An example as a message names it: its position, and its id where it has one.
+fn describe(index: usize, ex: &Example) -> String {
+    match &ex.id {
+        Some(id) => format!("{index} (id {id})"),
+        None => index.to_string(),
+    }
 }

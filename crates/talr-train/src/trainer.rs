@@ -5,10 +5,10 @@
 //! micro-batches → NaN guard → global-norm clip → AdamW. Batches come from a per-epoch seeded
 //! shuffle, so a resumed run sees exactly the batches the uninterrupted run would have.
 
-use crate::checkpoint::{self, TrainState};
 use crate::config::{Adapter, Merge, Regularizer, SampleWeighting, TrainConfig};
 use crate::data::TokenizedExample;
 use crate::optim::{clip_global_norm, learning_rate, AdamW};
+use crate::resume::{self, TrainState};
 use anyhow::{bail, Context, Result};
 use candle_core::{Tensor, Var};
 use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
@@ -166,7 +166,7 @@ pub fn train(
         SampleWeighting::Flow => Some(flow_sample_weights(model, data, t.micro_batch_size)?.0),
     };
     let mut opt = AdamW::new(t, params)?;
-    let start = checkpoint::restore(out, params, &mut opt, &config_json, &device)?;
+    let start = resume::restore(out, params, &mut opt, &config_json, &device)?;
     let metrics_path = out.join("metrics.jsonl");
     let mut metrics_file = reopen_metrics(&metrics_path, start)?;
 
@@ -183,71 +183,25 @@ pub fn train(
         let batch =
             &order[in_epoch * t.batch_size..((in_epoch + 1) * t.batch_size).min(data.len())];
 
-        let mut grads: BTreeMap<String, Tensor> = BTreeMap::new();
-        let (mut loss_sum, mut nll_sum, mut tokens, mut reg_value) = (0f64, 0f64, 0usize, 0f64);
-        let mut diags = Vec::new();
-        for (micro_index, micro) in batch.chunks(t.micro_batch_size).enumerate() {
-            let share = micro.len() as f64 / batch.len() as f64;
-            let pairs: Vec<(Vec<u32>, Vec<u32>)> = micro
-                .iter()
-                .map(|&i| (data[i].prompt.clone(), data[i].response.clone()))
-                .collect();
-            let out = model.response_nll(&pairs)?;
-            let weighted = cfg.method.token_weighting.apply(&out.nll)?;
-            let mut loss = match &sample_weights {
-                None => weighted.loss,
-                Some(sw) => {
-                    let per_token: Vec<f32> = (0..out.num_rows())
-                        .flat_map(|r| {
-                            let w = sw[micro[r]] as f32;
-                            std::iter::repeat_n(w, out.offsets[r + 1] - out.offsets[r])
-                        })
-                        .collect();
-                    let w = (weighted.weights.clone() * Tensor::new(per_token, &device)?)?;
-                    out.nll.mul(&w)?.sum_all()?
-                }
-            };
-            loss_sum += share * loss.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?;
-            nll_sum += out
-                .nll
-                .detach()
-                .sum_all()?
-                .to_dtype(candle_core::DType::F64)?
-                .to_scalar::<f64>()?;
-            tokens += out.nll.dim(0)?;
-            diags.push(weighted.diagnostics);
-            loss = (loss * share)?;
-            if micro_index == 0 {
-                if let Regularizer::L2ToInit { lambda } = cfg.method.regularizer {
-                    let pairs: Vec<(Tensor, Tensor)> = params
-                        .iter()
-                        .zip(&theta0)
-                        .map(|((_, v), t0)| (v.as_tensor().clone(), t0.clone()))
-                        .collect();
-                    let reg = l2_to_init(&pairs, lambda)?;
-                    reg_value = reg.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?;
-                    loss = (loss + reg)?;
-                }
-            }
-            let g = model.backward(&loss)?;
-            drop((loss, out));
-            for (name, var) in params {
-                if let Some(gv) = g.get(var.as_tensor()) {
-                    let sum = match grads.remove(name) {
-                        Some(acc) => (acc + gv)?,
-                        None => gv.clone(),
-                    };
-                    grads.insert(name.clone(), sum);
-                }
-            }
-        }
+        let step_inputs = StepInputs {
+            sample_weights: sample_weights.as_deref(),
+            theta0: &theta0,
+        };
+        let BatchGradients {
+            mut grads,
+            loss: loss_sum,
+            nll_sum,
+            tokens,
+            regularizer: reg_value,
+            diagnostics: diags,
+        } = batch_gradients(model, params, cfg, data, batch, &step_inputs)?;
         let grad_norm = clip_global_norm(&mut grads, t.max_grad_norm)?;
         if !loss_sum.is_finite() || !grad_norm.is_finite() {
             bail!(
                 "step {}: loss {loss_sum} / gradient norm {grad_norm} is not finite; stopped. \
                  The last good checkpoint (if any) is in {}",
                 step + 1,
-                checkpoint::checkpoint_dir(out).display()
+                resume::checkpoint_dir(out).display()
             );
         }
         let lr = learning_rate(t, step, total_steps);
@@ -278,7 +232,7 @@ pub fn train(
                 config: config_json.clone(),
                 talr_version: env!("CARGO_PKG_VERSION").to_string(),
             };
-            checkpoint::save(out, params, &opt, &state)?;
+            resume::save(out, params, &opt, &state)?;
         }
     }
     bar.finish_and_clear();
@@ -286,6 +240,107 @@ pub fn train(
         steps_done: end,
         total_steps,
         metrics,
+    })
+}
+
+/// What a step needs besides the batch: FLOW's per-example weights (by data index) and, for
+/// L2-to-init, the parameters' initial values (in `params` order).
+pub struct StepInputs<'a> {
+    pub sample_weights: Option<&'a [f64]>,
+    pub theta0: &'a [Tensor],
+}
+
+/// One optimiser step's gradients, summed over its micro-batches, and what the step's metrics
+/// report.
+pub struct BatchGradients {
+    pub grads: BTreeMap<String, Tensor>,
+    /// Σ w·ℓ averaged over micro-batches (before the regulariser).
+    pub loss: f64,
+    pub nll_sum: f64,
+    pub tokens: usize,
+    pub regularizer: f64,
+    pub diagnostics: Vec<WeightDiagnostics>,
+}
+
+/// The forward and backward passes of one optimiser step over the examples `batch` (indices
+/// into `data`): per micro-batch, per-token NLL → token weighting (× FLOW sample weights) →
+/// Σ w·ℓ (+ L2-to-init on the first micro-batch) → backward. `talr bench` times this function.
+pub fn batch_gradients(
+    model: &LoadedModel,
+    params: &[(String, Var)],
+    cfg: &TrainConfig,
+    data: &[TokenizedExample],
+    batch: &[usize],
+    inputs: &StepInputs,
+) -> Result<BatchGradients> {
+    let t = &cfg.training;
+    let device = model.decoder.device().clone();
+    let (sample_weights, theta0) = (inputs.sample_weights, inputs.theta0);
+    let mut grads: BTreeMap<String, Tensor> = BTreeMap::new();
+    let (mut loss_sum, mut nll_sum, mut tokens, mut reg_value) = (0f64, 0f64, 0usize, 0f64);
+    let mut diags = Vec::new();
+    for (micro_index, micro) in batch.chunks(t.micro_batch_size).enumerate() {
+        let share = micro.len() as f64 / batch.len() as f64;
+        let pairs: Vec<(Vec<u32>, Vec<u32>)> = micro
+            .iter()
+            .map(|&i| (data[i].prompt.clone(), data[i].response.clone()))
+            .collect();
+        let out = model.response_nll(&pairs)?;
+        let weighted = cfg.method.token_weighting.apply(&out.nll)?;
+        let mut loss = match &sample_weights {
+            None => weighted.loss,
+            Some(sw) => {
+                let per_token: Vec<f32> = (0..out.num_rows())
+                    .flat_map(|r| {
+                        let w = sw[micro[r]] as f32;
+                        std::iter::repeat_n(w, out.offsets[r + 1] - out.offsets[r])
+                    })
+                    .collect();
+                let w = (weighted.weights.clone() * Tensor::new(per_token, &device)?)?;
+                out.nll.mul(&w)?.sum_all()?
+            }
+        };
+        loss_sum += share * loss.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?;
+        nll_sum += out
+            .nll
+            .detach()
+            .sum_all()?
+            .to_dtype(candle_core::DType::F64)?
+            .to_scalar::<f64>()?;
+        tokens += out.nll.dim(0)?;
+        diags.push(weighted.diagnostics);
+        loss = (loss * share)?;
+        if micro_index == 0 {
+            if let Regularizer::L2ToInit { lambda } = cfg.method.regularizer {
+                let pairs: Vec<(Tensor, Tensor)> = params
+                    .iter()
+                    .zip(theta0)
+                    .map(|((_, v), t0)| (v.as_tensor().clone(), t0.clone()))
+                    .collect();
+                let reg = l2_to_init(&pairs, lambda)?;
+                reg_value = reg.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?;
+                loss = (loss + reg)?;
+            }
+        }
+        let g = model.backward(&loss)?;
+        drop((loss, out));
+        for (name, var) in params {
+            if let Some(gv) = g.get(var.as_tensor()) {
+                let sum = match grads.remove(name) {
+                    Some(acc) => (acc + gv)?,
+                    None => gv.clone(),
+                };
+                grads.insert(name.clone(), sum);
+            }
+        }
+    }
+    Ok(BatchGradients {
+        grads,
+        loss: loss_sum,
+        nll_sum,
+        tokens,
+        regularizer: reg_value,
+        diagnostics: diags,
     })
 }
 

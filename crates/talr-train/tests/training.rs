@@ -3,8 +3,9 @@
 
 use candle_core::{DType, Device};
 use talr_model::decoder::random_weights;
+use talr_model::ChatMessage;
 use talr_model::{DecoderConfig, LoadedModel, ModelSource, TextTokenizer, Trainability};
-use talr_train::data::{tokenize, Example, Message};
+use talr_train::data::{tokenize, Example};
 use talr_train::{prepare, train, trainability, RunOptions, TrainConfig};
 
 fn tiny(mode: Trainability) -> LoadedModel {
@@ -17,10 +18,7 @@ fn tiny(mode: Trainability) -> LoadedModel {
 fn examples() -> Vec<Example> {
     (0..12)
         .map(|i| Example {
-            messages: vec![Message {
-                role: "user".into(),
-                content: format!("{i} + {i} ="),
-            }],
+            messages: vec![ChatMessage::new("user", &format!("{i} + {i} ="))],
             target: format!("{}", 2 * i),
             id: None,
         })

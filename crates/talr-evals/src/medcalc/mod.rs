@@ -98,14 +98,7 @@ pub fn write_csv(path: &Path, rows: &[Row]) -> Result<()> {
     std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Style {
-    /// Step-by-step thinking, then the answer.
-    Cot,
-    /// The answer only.
-    LabelOnly,
-}
+pub use crate::task::Style;
 
 const COT_SHAPE: &str = r#"{"step_by_step_thinking": str(your_step_by_step_thinking_procress_to_solve_the_question), "answer": str(short_and_direct_answer_of_the_question)}"#;
 const LABEL_SHAPE: &str = r#"{"answer": str(value which is the answer to the question)}"#;
@@ -136,6 +129,12 @@ pub fn prompt(row: &Row, style: Style) -> (String, String) {
         row.patient_note, row.question
     );
     (system, user)
+}
+
+/// The training example for `row`: its prompt and target, with its row number as id.
+pub fn example(row: &Row, style: Style) -> talr_model::ChatExample {
+    let (system, user) = prompt(row, style);
+    talr_model::ChatExample::new(row.row_number, Some(system), user, target(row, style))
 }
 
 /// The SFT target for `row`, in the JSON shape its prompt asks for (thinking before the answer).

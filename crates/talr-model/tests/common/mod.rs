@@ -16,17 +16,10 @@ pub fn tiny(tied: bool, dtype: DType, std: f32, mode: Trainability) -> (LoadedMo
     (model, weights)
 }
 
-/// SmolLM2-135M-Instruct when it is already in the cache (tests never download it).
+/// SmolLM2-135M-Instruct when it is already in the cache (tests never download it); under
+/// `TALR_REQUIRE_ASSETS=1` a missing model fails the test instead of skipping it.
 pub fn smollm2_if_cached() -> Option<LoadedModel> {
-    let asset = talr_assets::SMOLLM2_135M_INSTRUCT;
-    let path = asset.path_in(&talr_assets::cache_root());
-    if !path.is_file() {
-        eprintln!(
-            "skipping the SmolLM2 part: {} is not cached (run `talr assets fetch`)",
-            path.display()
-        );
-        return None;
-    }
+    let path = talr_assets::cached_for_test(&talr_assets::SMOLLM2_135M_INSTRUCT)?;
     let source = ModelSource::Gguf(path);
     Some(LoadedModel::load(&source, &Device::Cpu, Trainability::Frozen).unwrap())
 }

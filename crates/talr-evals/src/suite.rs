@@ -1,0 +1,162 @@
+//! Evaluating a model on a suite of tasks: the domain task and the general tasks, each generated
+//! and scored by the [`runner`](crate::runner), plus general code length. `talr eval` and
+//! `cargo xtask reproduce` both go through [`evaluate_suite`], so a number means the same in both.
+
+use crate::runner::{code_length, evaluate, generations_as_references, EvalOptions};
+use crate::task::Task;
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use talr_model::LoadedModel;
+
+/// General code length scores at most this many tokens of each reference response.
+pub const CODE_LENGTH_MAX_TOKENS: usize = 512;
+/// References scored at once for code length.
+pub const CODE_LENGTH_BATCH: usize = 8;
+
+/// How long replies may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyBudget {
+    /// Each task's own budget.
+    TaskDefault,
+    /// This many tokens for every task.
+    Override(usize),
+    /// Each task's own budget, but at most this many tokens.
+    Cap(usize),
+}
+
+impl ReplyBudget {
+    fn for_task(self, task: &dyn Task) -> Option<usize> {
+        match self {
+            ReplyBudget::TaskDefault => None,
+            ReplyBudget::Override(n) => Some(n),
+            ReplyBudget::Cap(n) => Some(n.min(task.max_new_tokens())),
+        }
+    }
+}
+
+pub struct Suite {
+    /// The domain task, if any: scored, but not part of the general average or code length.
+    pub domain: Option<Box<dyn Task>>,
+    pub general: Vec<Box<dyn Task>>,
+    pub batch_size: usize,
+    pub reply_budget: ReplyBudget,
+    /// Measure general code length: the per-token NLL of each general task's references, or of
+    /// the base model's replies (from `base_generations`) for a task without references.
+    pub code_length: bool,
+    /// A directory holding `<task>/generations.jsonl` of the base model; this run's own output
+    /// directory when unset (right when the model evaluated is the base model).
+    pub base_generations: Option<PathBuf>,
+    pub progress: bool,
+}
+
+/// One task's outcome.
+#[derive(Debug, Clone)]
+pub struct TaskOutcome {
+    pub name: String,
+    pub aggregate: Value,
+    /// The task's headline metric, read from its aggregate.
+    pub headline: Option<f64>,
+    pub code_length: Option<crate::runner::CodeLength>,
+    pub seconds: f64,
+}
+
+pub struct SuiteOutcome {
+    pub domain: Option<TaskOutcome>,
+    pub general: Vec<TaskOutcome>,
+}
+
+/// What a result file records of a suite: the domain's accuracy and aggregate, each general
+/// task's aggregate, the general average (mean of the general headline metrics) and general
+/// code length per reference set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SuiteMetrics {
+    pub domain_accuracy: f64,
+    pub domain: Value,
+    pub general_avg: f64,
+    pub general: BTreeMap<String, Value>,
+    /// Nats per token, by task.
+    #[serde(default)]
+    pub code_length_nats: BTreeMap<String, f64>,
+}
+
+impl SuiteOutcome {
+    pub fn metrics(&self) -> SuiteMetrics {
+        let headlines: Vec<f64> = self.general.iter().filter_map(|t| t.headline).collect();
+        let domain = self.domain.as_ref();
+        SuiteMetrics {
+            domain_accuracy: domain
+                .and_then(|d| d.aggregate["accuracy"].as_f64())
+                .unwrap_or(0.0),
+            domain: domain.map_or(Value::Null, |d| d.aggregate.clone()),
+            general_avg: headlines.iter().sum::<f64>() / headlines.len().max(1) as f64,
+            general: self
+                .general
+                .iter()
+                .map(|t| (t.name.clone(), t.aggregate.clone()))
+                .collect(),
+            code_length_nats: self
+                .general
+                .iter()
+                .filter_map(|t| Some((t.name.clone(), t.code_length.as_ref()?.nats_per_token)))
+                .collect(),
+        }
+    }
+}
+
+/// Generates, scores and measures every task of `suite` into `out/<task>/` (resuming cached
+/// generations), domain first.
+pub fn evaluate_suite(model: &LoadedModel, suite: &Suite, out: &Path) -> Result<SuiteOutcome> {
+    let run = |task: &dyn Task, measure_code_length: bool| -> Result<TaskOutcome> {
+        let opts = EvalOptions {
+            batch_size: suite.batch_size,
+            max_new_tokens: suite.reply_budget.for_task(task),
+            progress: suite.progress,
+        };
+        let start = Instant::now();
+        let doc = evaluate(model, task, out, &opts)?;
+        let aggregate = doc["aggregate"].clone();
+        let code_length = if measure_code_length {
+            let references = match task.references() {
+                Some(references) => references,
+                None => {
+                    let base = suite.base_generations.as_deref().unwrap_or(out);
+                    generations_as_references(&base.join(task.name()).join("generations.jsonl"))
+                        .with_context(|| {
+                            format!("code length of {}: the base model's replies", task.name())
+                        })?
+                }
+            };
+            Some(code_length(
+                model,
+                &references,
+                CODE_LENGTH_BATCH,
+                CODE_LENGTH_MAX_TOKENS,
+            )?)
+        } else {
+            None
+        };
+        Ok(TaskOutcome {
+            name: task.name().to_string(),
+            headline: aggregate
+                .get(task.headline_metric())
+                .and_then(Value::as_f64),
+            aggregate,
+            code_length,
+            seconds: start.elapsed().as_secs_f64(),
+        })
+    };
+    let domain = match &suite.domain {
+        Some(task) => Some(run(task.as_ref(), false)?),
+        None => None,
+    };
+    let general = suite
+        .general
+        .iter()
+        .map(|task| run(task.as_ref(), suite.code_length))
+        .collect::<Result<_>>()?;
+    Ok(SuiteOutcome { domain, general })
+}
