@@ -411,6 +411,11 @@ fn write_tables(root: &Path, preset: &spec::Preset, grids: &[spec::Grid]) -> Res
         for path in written {
             println!("{}", path.display());
         }
+        if let Some(path) =
+            talr_analysis::item_paired::write_item_table(&results, &grid.name, root)?
+        {
+            println!("{}", path.display());
+        }
     }
     // Theorem 3.1's fit spans grids: SFT's cells come from the sweep and both method tables.
     for path in talr_analysis::drift_fit::write_tables(&results, root)? {

@@ -7,6 +7,7 @@
 pub mod chart;
 pub mod drift_fit;
 pub mod figures;
+pub mod item_paired;
 pub mod paired;
 pub mod schema;
 pub mod tables;

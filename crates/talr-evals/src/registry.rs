@@ -15,6 +15,7 @@ use crate::sandbox::{Limits, Sandbox};
 use crate::task::{Style, Task};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use talr_model::ChatExample;
 
 /// A fine-tuning domain: a family of tasks with training examples and two target styles.
@@ -31,6 +32,9 @@ pub struct TaskInfo {
     pub default_data: &'static str,
     /// The aggregate metric that stands for the task in tables and the general average.
     pub headline_metric: &'static str,
+    /// One item of the task's `result.json` → its id and whether it counts toward the headline
+    /// metric: what paired, item-level comparisons of two models read.
+    pub item_outcome: fn(&Value) -> Option<(String, bool)>,
     /// Set for domain tasks: they take `-cot`, and `talr data` makes training examples from them.
     pub domain: Option<Domain>,
     /// Our own generated stand-in, not the benchmark itself.
@@ -42,6 +46,7 @@ pub const TASKS: &[TaskInfo] = &[
         name: "ifeval",
         default_data: "$TALR_DATA_DIR/ifeval/input_data.jsonl",
         headline_metric: "prompt_level_strict_acc",
+        item_outcome: ifeval_item,
         domain: None,
         synthetic: false,
     },
@@ -49,6 +54,7 @@ pub const TASKS: &[TaskInfo] = &[
         name: "ifeval-synth",
         default_data: "541 synthetic items from seed 0 (SOURCE: another seed)",
         headline_metric: "prompt_level_strict_acc",
+        item_outcome: ifeval_item,
         domain: None,
         synthetic: true,
     },
@@ -56,6 +62,7 @@ pub const TASKS: &[TaskInfo] = &[
         name: "gsm8k",
         default_data: "$TALR_DATA_DIR/gsm8k/test.jsonl",
         headline_metric: "exact_match_flexible",
+        item_outcome: gsm8k_item,
         domain: None,
         synthetic: false,
     },
@@ -63,6 +70,7 @@ pub const TASKS: &[TaskInfo] = &[
         name: "gsm8k-100",
         default_data: "100 GSM8K test items (a pip-served asset)",
         headline_metric: "exact_match_flexible",
+        item_outcome: gsm8k_item,
         domain: None,
         synthetic: false,
     },
@@ -70,6 +78,7 @@ pub const TASKS: &[TaskInfo] = &[
         name: "humaneval",
         default_data: "the 164 HumanEval problems (a pip-served asset)",
         headline_metric: "pass@1",
+        item_outcome: humaneval_item,
         domain: None,
         synthetic: false,
     },
@@ -77,6 +86,7 @@ pub const TASKS: &[TaskInfo] = &[
         name: "medcalc",
         default_data: "$TALR_DATA_DIR/medcalc_bench/test_data.csv",
         headline_metric: "accuracy",
+        item_outcome: correct_item,
         domain: Some(Domain::Medcalc),
         synthetic: false,
     },
@@ -84,6 +94,7 @@ pub const TASKS: &[TaskInfo] = &[
         name: "medcalc-template",
         default_data: "the Note Type \"Template\" rows of medcalc's file",
         headline_metric: "accuracy",
+        item_outcome: correct_item,
         domain: Some(Domain::Medcalc),
         synthetic: false,
     },
@@ -91,6 +102,7 @@ pub const TASKS: &[TaskInfo] = &[
         name: "medcalc-synth",
         default_data: "the 11 template calculators, seed 1000, 20 rows each (SOURCE: a seed)",
         headline_metric: "accuracy",
+        item_outcome: correct_item,
         domain: Some(Domain::Medcalc),
         synthetic: true,
     },
@@ -99,10 +111,41 @@ pub const TASKS: &[TaskInfo] = &[
         default_data: "$TALR_DATA_DIR/esci/ (the official parquet files; us, small, a stratified \
                        sample of 500 test examples)",
         headline_metric: "accuracy",
+        item_outcome: correct_item,
         domain: Some(Domain::Esci),
         synthetic: false,
     },
 ];
+
+fn id_of(item: &Value, key: &str) -> Option<String> {
+    match item.get(key)? {
+        Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
+/// IFEval's prompt-level strict accuracy: every instruction followed.
+fn ifeval_item(item: &Value) -> Option<(String, bool)> {
+    let follows = item.get("follow_strict")?.as_array()?;
+    let all = follows.iter().all(|f| f.as_bool() == Some(true));
+    Some((id_of(item, "key")?, all))
+}
+
+/// GSM8K's flexible exact match.
+fn gsm8k_item(item: &Value) -> Option<(String, bool)> {
+    Some((id_of(item, "id")?, item.get("flexible_correct")?.as_bool()?))
+}
+
+/// HumanEval with one sample per problem: pass@1 is whether it passed.
+fn humaneval_item(item: &Value) -> Option<(String, bool)> {
+    Some((id_of(item, "task_id")?, item.get("passed")?.as_bool()?))
+}
+
+/// MedCalc and ESCI: accuracy.
+fn correct_item(item: &Value) -> Option<(String, bool)> {
+    let id = id_of(item, "row_number").or_else(|| id_of(item, "example_id"))?;
+    Some((id, item.get("correct")?.as_bool()?))
+}
 
 /// Splits `NAME=SOURCE` into its parts.
 pub fn split_spec(spec: &str) -> (&str, Option<&str>) {
@@ -127,6 +170,23 @@ pub fn lookup(name: &str) -> Option<(&'static TaskInfo, Style)> {
 /// The task's registry entry, or an error listing the known names.
 pub fn info(name: &str) -> Result<(&'static TaskInfo, Style)> {
     lookup(name).with_context(|| format!("unknown task {name:?} (known: {})", known_names()))
+}
+
+/// A task's per-item outcomes from the `items` of its `result.json`, by item id.
+pub fn item_outcomes(
+    name: &str,
+    items: &Value,
+) -> Result<std::collections::BTreeMap<String, bool>> {
+    let (info, _) = info(name)?;
+    items
+        .as_array()
+        .with_context(|| format!("{name}: `items` is not a list"))?
+        .iter()
+        .map(|item| {
+            (info.item_outcome)(item)
+                .with_context(|| format!("{name}: an item without an id or outcome: {item}"))
+        })
+        .collect()
 }
 
 /// The headline metric of a task by the name its results are filed under.

@@ -44,6 +44,11 @@ pub enum TokenWeighting {
     },
     /// Dynamic fine-tuning (Wu et al., 2025): w_i = p_i / n with p_i = exp(−ℓ_i) detached.
     Dft,
+    /// TALR as one public third-party implementation reads it (an ablation row, not our
+    /// default): τ = median over the batch's sequences of each sequence's mean token loss
+    /// (at least 1e-6), w_i = max(p_i^(1/τ), `weight_floor`) with p_i = max(exp(−ℓ_i), 1e-6), no
+    /// normalisation over the simplex; the loss is the mean of w_i·ℓ_i over the tokens.
+    TalrSequenceTau { weight_floor: f64 },
 }
 
 impl TokenWeighting {
@@ -104,15 +109,49 @@ pub fn talr_softmax(losses: &[f64], tau: f64) -> Vec<f64> {
     e.into_iter().map(|x| x / z).collect()
 }
 
+/// τ of [`TokenWeighting::TalrSequenceTau`]: the median of the sequences' mean token losses.
+fn median_sequence_loss(losses: &[f64], offsets: &[usize]) -> f64 {
+    let means: Vec<f64> = offsets
+        .windows(2)
+        .filter(|w| w[1] > w[0])
+        .map(|w| losses[w[0]..w[1]].iter().sum::<f64>() / (w[1] - w[0]) as f64)
+        .collect();
+    median(&means).max(1e-6)
+}
+
 impl TokenWeighting {
-    /// Weights for per-token losses `losses` (detached values) and the τ used.
+    /// Weights for per-token losses `losses` (detached values), the whole batch taken as one
+    /// sequence, and the τ used.
     pub fn weights(&self, losses: &[f64]) -> Result<(Vec<f64>, Option<f64>)> {
+        self.weights_in_rows(losses, &[0, losses.len()])
+    }
+
+    /// Weights for per-token losses `losses` whose rows are `offsets[r]..offsets[r + 1]`, and the
+    /// τ used. Only the sequence-τ reading of TALR looks at the rows.
+    pub fn weights_in_rows(
+        &self,
+        losses: &[f64],
+        offsets: &[usize],
+    ) -> Result<(Vec<f64>, Option<f64>)> {
         ensure!(
             !losses.is_empty(),
             "token weighting: no response tokens in the batch"
         );
+        ensure!(
+            offsets.first() == Some(&0) && offsets.last() == Some(&losses.len()),
+            "token weighting: row offsets {offsets:?} do not span {} tokens",
+            losses.len()
+        );
         let n = losses.len() as f64;
         Ok(match *self {
+            Self::TalrSequenceTau { weight_floor } => {
+                let tau = median_sequence_loss(losses, offsets);
+                let w = losses
+                    .iter()
+                    .map(|l| ((-l).exp().max(1e-6)).powf(1.0 / tau).max(weight_floor) / n)
+                    .collect();
+                (w, Some(tau))
+            }
             Self::Uniform => (vec![1.0 / n; losses.len()], None),
             Self::Dft => (losses.iter().map(|l| (-l).exp() / n).collect(), None),
             Self::Talr {
@@ -138,13 +177,19 @@ impl TokenWeighting {
         })
     }
 
-    /// Σ w_i·ℓ_i over `nll` (shape (n,)), with weights from its detached values.
+    /// Σ w_i·ℓ_i over `nll` (shape (n,)), with weights from its detached values, the whole
+    /// batch taken as one sequence.
     pub fn apply(&self, nll: &Tensor) -> Result<WeightedLoss> {
+        self.apply_in_rows(nll, &[0, nll.dim(0)?])
+    }
+
+    /// Σ w_i·ℓ_i over `nll` (shape (n,)) whose rows are `offsets[r]..offsets[r + 1]`.
+    pub fn apply_in_rows(&self, nll: &Tensor, offsets: &[usize]) -> Result<WeightedLoss> {
         let losses: Vec<f64> = nll
             .detach()
             .to_dtype(candle_core::DType::F64)?
             .to_vec1::<f64>()?;
-        let (w, tau) = self.weights(&losses)?;
+        let (w, tau) = self.weights_in_rows(&losses, offsets)?;
         let diagnostics = diagnostics(&losses, &w, tau);
         let weights = Tensor::new(w.as_slice(), nll.device())?.to_dtype(nll.dtype())?;
         let loss = nll.mul(&weights)?.sum_all()?;
@@ -303,5 +348,32 @@ mod tests {
         // τ = median loss 0.035: the hard token keeps only what the floor gives it.
         assert!(d.hard_token_weight < 0.05, "{}", d.hard_token_weight);
         assert!(d.min_weight <= d.median_weight && d.median_weight <= d.max_weight);
+    }
+
+    #[test]
+    fn the_sequence_tau_reading_takes_the_median_of_sequence_means_and_does_not_normalise() {
+        let weighting = TokenWeighting::TalrSequenceTau { weight_floor: 0.01 };
+        // Three sequences with mean losses 0.5, 1.0 and 3.0: τ = 1.0.
+        let losses = [0.0, 1.0, 1.0, 2.0, 4.0];
+        let offsets = [0, 2, 3, 5];
+        let (w, tau) = weighting.weights_in_rows(&losses, &offsets).unwrap();
+        assert_eq!(tau, Some(1.0));
+        let n = losses.len() as f64;
+        let want: Vec<f64> = losses
+            .iter()
+            .map(|l: &f64| (-l).exp().max(0.01) / n)
+            .collect();
+        close(&w, &want, 1e-12);
+        assert!(
+            w.iter().sum::<f64>() < 1.0,
+            "not normalised over the simplex"
+        );
+        // A near-impossible token keeps the floor's weight.
+        let (w, tau) = weighting
+            .weights_in_rows(&[0.1, 0.2, 30.0], &[0, 1, 2, 3])
+            .unwrap();
+        assert_eq!(tau, Some(0.2));
+        assert!((w[2] - 0.01 / 3.0).abs() < 1e-15, "{w:?}");
+        assert!(weighting.weights_in_rows(&losses, &[0, 2]).is_err());
     }
 }

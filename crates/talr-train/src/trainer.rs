@@ -286,7 +286,10 @@ pub fn batch_gradients(
             .map(|&i| (data[i].prompt.clone(), data[i].response.clone()))
             .collect();
         let out = model.response_nll(&pairs)?;
-        let weighted = cfg.method.token_weighting.apply(&out.nll)?;
+        let weighted = cfg
+            .method
+            .token_weighting
+            .apply_in_rows(&out.nll, &out.offsets)?;
         let mut loss = match &sample_weights {
             None => weighted.loss,
             Some(sw) => {

@@ -188,3 +188,34 @@ fn a_diverging_run_stops_with_a_clear_message_and_keeps_its_checkpoint() {
     let state = std::fs::read_to_string(out.path().join("checkpoint/state.json")).unwrap();
     assert!(state.contains("\"step\": 1"), "{state}");
 }
+
+#[test]
+fn an_empty_target_is_an_error_naming_the_example() {
+    let tokenizer = TextTokenizer::byte_level().unwrap();
+    let mut data = examples();
+    data[3].target = "  ".into();
+    data[3].id = Some(serde_json::json!("row-3"));
+    let err = tokenize(&data, &tokenizer, 64).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "example 3 (id \"row-3\") has an empty target; the loss would see only the end-of-turn token"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("train.jsonl");
+    std::fs::write(
+        &path,
+        "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"target\": \"hello\"}\n\
+         {\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"target\": \"\"}\n",
+    )
+    .unwrap();
+    let err = talr_train::data::load_examples(&path)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.ends_with(
+            "train.jsonl:2: `target` is empty; the loss would see only the end-of-turn token"
+        ),
+        "{err}"
+    );
+}
