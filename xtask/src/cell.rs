@@ -235,7 +235,9 @@ fn target_token_histogram(preset: &Preset, model: &LoadedModel, style: Style) ->
 
 /// What became of a cell.
 pub enum CellRun {
-    Finished,
+    Trained,
+    /// Another process finished it first.
+    FinishedElsewhere,
     /// Another process holds the cell's lock and is running it.
     Busy,
 }
@@ -254,7 +256,7 @@ pub fn run_cell(
     };
     let result = results.cell_result(&cell.id);
     if result.exists() {
-        return Ok(CellRun::Finished);
+        return Ok(CellRun::FinishedElsewhere);
     }
     let dir = results.cell_dir(&cell.id);
     let cfg = &cell.config;
@@ -340,7 +342,7 @@ pub fn run_cell(
         versions: versions(),
     };
     schema::write_record(&result, &record)?;
-    Ok(CellRun::Finished)
+    Ok(CellRun::Trained)
 }
 
 #[cfg(test)]

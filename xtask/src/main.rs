@@ -294,6 +294,7 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<PathBuf> {
     let log = plain_log::PlainLog::new(&todo, already_done, finished, args.jobs);
     let next = AtomicUsize::new(0);
     let errors = Mutex::new(Vec::new());
+    let busy = AtomicUsize::new(0);
     std::thread::scope(|scope| {
         for _ in 0..args.jobs.max(1) {
             scope.spawn(|| loop {
@@ -308,13 +309,22 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<PathBuf> {
                 log.start(c);
                 let started = std::time::Instant::now();
                 let outcome = cell::run_cell(&preset, &results, c, &device, !quiet_inner);
-                log.finish(c, started.elapsed().as_secs_f64(), outcome.is_ok());
+                let ended = match &outcome {
+                    Ok(cell::CellRun::Trained) => plain_log::Ended::Trained,
+                    Ok(cell::CellRun::FinishedElsewhere) => plain_log::Ended::ByAnother,
+                    Ok(cell::CellRun::Busy) => plain_log::Ended::Busy,
+                    Err(_) => plain_log::Ended::Failed,
+                };
+                log.finish(c, started.elapsed().as_secs_f64(), ended);
                 match outcome {
-                    Ok(cell::CellRun::Finished) => bar.inc(1),
-                    Ok(cell::CellRun::Busy) => bar.println(format!(
-                        "cell {} ({}): another process is running it; skipped",
-                        c.id, c.method
-                    )),
+                    Ok(cell::CellRun::Trained | cell::CellRun::FinishedElsewhere) => bar.inc(1),
+                    Ok(cell::CellRun::Busy) => {
+                        busy.fetch_add(1, Ordering::SeqCst);
+                        bar.println(format!(
+                            "cell {} ({}): another process is running it; skipped",
+                            c.id, c.method
+                        ))
+                    }
                     Err(e) => errors
                         .lock()
                         .unwrap()
@@ -330,6 +340,14 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<PathBuf> {
             "{} cells failed (finished cells are kept; rerun to retry):\n{}",
             errors.len(),
             errors.join("\n")
+        );
+    }
+    let busy = busy.into_inner();
+    if busy > 0 {
+        eprintln!(
+            "{busy} cells were left to another process running them; when it is done, \
+             `cargo xtask collect {}` writes the tables with them",
+            args.table
         );
     }
     if args.shard.is_none() {

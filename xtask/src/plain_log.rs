@@ -9,6 +9,18 @@ use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::time::Instant;
 
+/// How a cell's turn in this run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// This run trained and evaluated it.
+    Trained,
+    /// Another process finished it while this run waited for its lock.
+    ByAnother,
+    /// Another process holds its lock; this run moved on.
+    Busy,
+    Failed,
+}
+
 pub struct PlainLog<'a> {
     enabled: bool,
     total: usize,
@@ -51,9 +63,9 @@ impl<'a> PlainLog<'a> {
         }
     }
 
-    /// Records that `cell` ended after `seconds` (`ok = false`: it failed) and logs it.
-    pub fn finish(&self, cell: &Cell, seconds: f64, ok: bool) {
-        let line = self.finish_line(cell, seconds, ok);
+    /// Records how `cell` ended after `seconds` and logs it.
+    pub fn finish(&self, cell: &Cell, seconds: f64, ended: Ended) {
+        let line = self.finish_line(cell, seconds, ended);
         if self.enabled {
             eprintln!("{line}");
         }
@@ -73,19 +85,26 @@ impl<'a> PlainLog<'a> {
         )
     }
 
-    fn finish_line(&self, cell: &Cell, seconds: f64, ok: bool) -> String {
+    fn finish_line(&self, cell: &Cell, seconds: f64, ended: Ended) -> String {
         let mut state = self.state.lock().unwrap();
         state.pending.retain(|c| c.id != cell.id);
-        let outcome = if ok {
-            state.done += 1;
-            state
-                .finished
-                .entry(cell.style.name().to_string())
-                .or_default()
-                .push(seconds);
-            "done"
-        } else {
-            "FAILED"
+        let outcome = match ended {
+            Ended::Trained => {
+                state.done += 1;
+                state
+                    .finished
+                    .entry(cell.style.name().to_string())
+                    .or_default()
+                    .push(seconds);
+                "done"
+            }
+            // Its time is another process's, so it does not price the cells left.
+            Ended::ByAnother => {
+                state.done += 1;
+                "done by another process:"
+            }
+            Ended::Busy => "skipped (another process is running it):",
+            Ended::Failed => "FAILED",
         };
         let left = match estimate::seconds_to_run(&state.pending, &state.finished) {
             _ if state.pending.is_empty() => String::new(),
@@ -96,13 +115,16 @@ impl<'a> PlainLog<'a> {
             ),
             None => format!("; {} left", cells(state.pending.len())),
         };
+        let took = match ended {
+            Ended::Trained | Ended::Failed => format!(" after {}", clock(seconds)),
+            Ended::ByAnother | Ended::Busy => String::new(),
+        };
         format!(
-            "[{}/{} cells, {}] {outcome} {} after {}{left}",
+            "[{}/{} cells, {}] {outcome} {}{took}{left}",
             state.done,
             self.total,
             clock(self.started.elapsed().as_secs_f64()),
             cell.id,
-            clock(seconds)
         )
     }
 }
@@ -143,17 +165,17 @@ mod tests {
             .start_line(label[0])
             .starts_with("[4/7 cells, 0s] start "));
         // The first cell took 1800 s: the mean is now 1200 s, so two cells left are 40 minutes.
-        let line = log.finish_line(label[0], 1800.0, true);
+        let line = log.finish_line(label[0], 1800.0, Ended::Trained);
         assert!(line.starts_with("[5/7 cells, 0s] done "), "{line}");
         assert!(
             line.ends_with("after 30m; about 40m left for 2 cells"),
             "{line}"
         );
         // A failed cell is not counted as done and does not feed the estimate.
-        let line = log.finish_line(label[1], 60.0, false);
+        let line = log.finish_line(label[1], 60.0, Ended::Failed);
         assert!(line.starts_with("[5/7 cells, 0s] FAILED "), "{line}");
         assert!(line.ends_with("about 20m left for 1 cell"), "{line}");
-        let line = log.finish_line(label[2], 7300.0, true);
+        let line = log.finish_line(label[2], 7300.0, Ended::Trained);
         assert!(line.ends_with("after 2h02m"), "{line}");
         assert_eq!(clock(40.2), "40s");
         assert_eq!(clock(59.7), "1m");
@@ -168,7 +190,28 @@ mod tests {
             ("cot".to_string(), vec![1200.0]),
         ]);
         let log = PlainLog::new(&todo, 0, finished, 2);
-        let line = log.finish_line(todo[0], 1200.0, true);
+        let line = log.finish_line(todo[0], 1200.0, Ended::Trained);
         assert!(line.ends_with("about 20m left for 2 cells"), "{line}");
+    }
+
+    #[test]
+    fn cells_left_to_another_process_are_named_and_do_not_price_the_rest() {
+        let cells = crate::spec::smoke_table2_cells();
+        let todo: Vec<&Cell> = cells.iter().take(3).collect();
+        let log = PlainLog::new(&todo, 0, BTreeMap::new(), 1);
+        let line = log.finish_line(todo[0], 0.0, Ended::Busy);
+        assert!(
+            line.ends_with(&format!(
+                "skipped (another process is running it): {}; 2 cells left",
+                todo[0].id
+            )),
+            "{line}"
+        );
+        let line = log.finish_line(todo[1], 0.0, Ended::ByAnother);
+        assert!(line.starts_with("[1/3 cells"), "{line}");
+        assert!(
+            line.ends_with("; 1 cell left"),
+            "no time estimate from a 0 s cell: {line}"
+        );
     }
 }
