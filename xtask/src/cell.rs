@@ -10,7 +10,7 @@ use talr_analysis::schema::{self, ResultRecord, ResultsDir, Seconds, TrainingSum
 use talr_evals::registry::{build_task, training_examples, TrainingSize};
 use talr_evals::suite::{evaluate_suite, ReplyBudget, Suite, SuiteMetrics};
 use talr_evals::task::Task;
-use talr_evals::Style;
+use talr_evals::{Domain, Style};
 use talr_model::decoder::random_weights;
 use talr_model::{
     ChatExample, DecoderConfig, LoadedModel, ModelSource, TextTokenizer, Trainability,
@@ -28,16 +28,17 @@ pub fn load_model(preset: &Preset, device: &Device, mode: Trainability) -> Resul
     LoadedModel::load(&ModelSource::parse(&preset.model)?, device, mode)
 }
 
-/// The training examples of the domain: template rows from the preset's training seed, or the
-/// rows of its `train_source`.
+/// The training examples of the domain: its `train_source`, else MedCalc template rows from the
+/// preset's training seed, or ESCI's train split from the default files.
 pub fn domain_examples(preset: &Preset, style: Style) -> Result<Vec<ChatExample>> {
-    let spec = match &preset.domain.train_source {
-        Some(spec) => spec.clone(),
-        None => format!("medcalc-synth={}", preset.domain.train_seed),
+    let spec = match (&preset.domain.train_source, preset.domain.name) {
+        (Some(spec), _) => spec.clone(),
+        (None, Domain::Medcalc) => format!("medcalc-synth={}", preset.domain.train_seed),
+        (None, Domain::Esci) => "esci".to_string(),
     };
     let size = TrainingSize {
         per_calculator: preset.domain.train_per_calculator,
-        limit: None,
+        limit: preset.domain.train_limit,
     };
     let set = training_examples(&spec, style, size)
         .with_context(|| format!("the domain's training examples ({spec})"))?;
@@ -367,5 +368,40 @@ mod tests {
             // Not a git checkout (a source tarball): say so rather than guess.
             _ => assert_eq!(v.git, "unknown"),
         }
+    }
+
+    #[test]
+    fn an_esci_preset_trains_and_tests_on_esci() {
+        let dir = tempfile::tempdir().unwrap();
+        talr_evals::esci_fixture::write(dir.path(), false).unwrap();
+        let source = format!("esci={}", dir.path().display());
+        let mut preset = crate::spec::load_preset("smoke").unwrap();
+        preset.domain.name = Domain::Esci;
+        preset.domain.test_task = source.clone();
+        preset.domain.train_source = Some(source);
+        preset.domain.test_limit = None;
+        preset.domain.check().unwrap();
+        let examples = domain_examples(&preset, Style::LabelOnly).unwrap();
+        assert_eq!(
+            examples.len(),
+            1,
+            "the fixture's one us/small train example"
+        );
+        assert!(
+            examples[0].target.starts_with("{\"label\": "),
+            "{:?}",
+            examples[0]
+        );
+        let task = domain_task(&preset, Style::Cot).unwrap();
+        assert_eq!(task.name(), "esci-cot");
+        assert!(!task.prompts().is_empty());
+
+        // A MedCalc test task under an ESCI domain is refused, naming both.
+        preset.domain.test_task = "medcalc-synth".into();
+        let err = format!("{:#}", preset.domain.check().unwrap_err());
+        assert_eq!(
+            err,
+            "domain.test_task: medcalc-synth is a medcalc task, but domain.name is esci"
+        );
     }
 }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use talr_evals::Style;
+use talr_evals::{Domain, Style};
 use talr_train::TrainConfig;
 
 pub fn experiments_dir() -> PathBuf {
@@ -41,14 +41,21 @@ pub struct Preset {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DomainSpec {
+    /// `medcalc` (the default) or `esci`: the test task and the training source must be of it.
+    #[serde(default, skip_serializing_if = "Domain::is_medcalc")]
+    pub name: Domain,
     /// Training rows per template calculator (11 calculators).
     #[serde(default)]
     pub train_per_calculator: usize,
     #[serde(default)]
     pub train_seed: u64,
-    /// Train on a MedCalc-Bench file instead of template rows (`medcalc=PATH`).
+    /// Where training examples come from (`medcalc=PATH`, `esci=DIR`); default: template rows
+    /// for MedCalc, the default ESCI files for ESCI.
     #[serde(default)]
     pub train_source: Option<String>,
+    /// At most this many training examples (ESCI: a stratified sample of the train split).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_limit: Option<usize>,
     /// The domain test task (`medcalc-synth`, `medcalc=PATH`, ...), without a `-cot` suffix.
     pub test_task: String,
     #[serde(default)]
@@ -222,7 +229,35 @@ pub fn load_preset(name: &str) -> Result<Preset> {
     if preset.seeds.is_empty() || preset.styles.is_empty() {
         bail!("{}: `seeds` and `styles` must not be empty", path.display());
     }
+    preset
+        .domain
+        .check()
+        .with_context(|| format!("{}", path.display()))?;
     Ok(preset)
+}
+
+impl DomainSpec {
+    /// The test task and the training source belong to the domain the preset names.
+    pub fn check(&self) -> Result<()> {
+        let want = self.name;
+        let sources = [
+            ("domain.test_task", Some(&self.test_task)),
+            ("domain.train_source", self.train_source.as_ref()),
+        ];
+        for (field, spec) in sources {
+            let Some(spec) = spec else { continue };
+            let got = talr_evals::registry::domain_of(spec)
+                .with_context(|| format!("{field}: {spec}"))?;
+            if got != want {
+                bail!(
+                    "{field}: {spec} is a {} task, but domain.name is {}",
+                    got.name(),
+                    want.name()
+                );
+            }
+        }
+        Ok(())
+    }
 }
 
 pub fn load_grid(name: &str) -> Result<Grid> {

@@ -94,7 +94,9 @@ fn push_curve(series: &mut Vec<Series>, name: String, points: Vec<(f64, f64)>) {
 /// `(step, value)` for one numeric field of a cell's `train/metrics.jsonl` (none if the cell has
 /// no training log, e.g. results copied without it).
 fn step_values(root: &Path, cell: &str, field: &str) -> Result<Vec<(f64, f64)>> {
-    let path = root.join("cells").join(cell).join("train/metrics.jsonl");
+    let path = crate::ResultsDir::new(root)
+        .cell_dir(cell)
+        .join("train/metrics.jsonl");
     let Ok(text) = std::fs::read_to_string(&path) else {
         return Ok(Vec::new());
     };

@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod esci;
+pub mod esci_fixture;
 pub mod gsm8k;
 pub mod humaneval;
 pub mod ifeval;

@@ -19,11 +19,33 @@ use serde_json::Value;
 use talr_model::ChatExample;
 
 /// A fine-tuning domain: a family of tasks with training examples and two target styles.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Domain {
+    #[default]
     Medcalc,
     Esci,
+}
+
+impl Domain {
+    pub fn is_medcalc(&self) -> bool {
+        *self == Domain::Medcalc
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Domain::Medcalc => "medcalc",
+            Domain::Esci => "esci",
+        }
+    }
+}
+
+/// The domain of a task spec (`medcalc-synth=7`, `esci=DIR`), or an error naming what it is.
+pub fn domain_of(spec: &str) -> Result<Domain> {
+    let (name, _) = split_spec(spec);
+    let (info, _) = info(name)?;
+    info.domain
+        .with_context(|| format!("{name} is a general task, not a domain"))
 }
 
 pub struct TaskInfo {
@@ -251,8 +273,9 @@ pub fn build_task(spec: &str, jobs: usize) -> Result<Box<dyn Task>> {
         }),
         "esci" => {
             let cot = style == Style::Cot;
+            // Testing needs no rationale column: only CoT training targets read one.
             let examples =
-                catalog::esci_examples(source, "test", Some(catalog::ESCI_TEST_SAMPLE), cot)?;
+                catalog::esci_examples(source, "test", Some(catalog::ESCI_TEST_SAMPLE), false)?;
             Box::new(crate::esci::EsciTask {
                 name: name.into(),
                 examples,

@@ -1,59 +1,12 @@
 //! ESCI over parquet files the test writes in the official schema: the join, the filters, a
 //! missing product, stratified sampling and the metrics.
 
-use polars::prelude::*;
 use std::collections::HashMap;
 use std::path::Path;
-use talr_evals::esci::{self, Filter, EXAMPLES_FILE, PRODUCTS_FILE};
+use talr_evals::esci::{self, Filter, PRODUCTS_FILE};
 
-fn write(dir: &Path, name: &str, mut df: DataFrame) {
-    let file = std::fs::File::create(dir.join(name)).unwrap();
-    ParquetWriter::new(file).finish(&mut df).unwrap();
-}
-
-/// 12 examples: locales us/es, all four labels, small_version 0/1, train/test; example 12 names
-/// a product the products file lacks.
 fn fixture(dir: &Path, with_missing: bool) {
-    let n = 12;
-    let ids: Vec<i64> = (1..=n).collect();
-    let labels = ["E", "S", "C", "I", "E", "E", "S", "I", "C", "E", "I", "E"];
-    let locales = [
-        "us", "us", "us", "us", "us", "us", "us", "us", "es", "es", "us", "us",
-    ];
-    let small: Vec<i64> = vec![1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1];
-    let split = [
-        "test", "test", "test", "test", "test", "test", "test", "test", "test", "test", "test",
-        "train",
-    ];
-    let mut products: Vec<String> = (1..=n).map(|i| format!("P{i}")).collect();
-    if with_missing {
-        products[7] = "P_MISSING".into();
-    }
-    let examples = df!(
-        "example_id" => ids.clone(),
-        "query" => (1..=n).map(|i| format!("query {i}")).collect::<Vec<_>>(),
-        "query_id" => ids.iter().map(|i| i / 2).collect::<Vec<_>>(),
-        "product_id" => products.clone(),
-        "product_locale" => locales.to_vec(),
-        "esci_label" => labels.to_vec(),
-        "small_version" => small.clone(),
-        "large_version" => vec![1i64; n as usize],
-        "split" => split.to_vec(),
-    )
-    .unwrap();
-    write(dir, EXAMPLES_FILE, examples);
-    let pids: Vec<String> = (1..=n).map(|i| format!("P{i}")).collect();
-    let products = df!(
-        "product_id" => pids.clone(),
-        "product_title" => pids.iter().map(|p| format!("title of {p}")).collect::<Vec<_>>(),
-        "product_description" => vec![Some("desc"); n as usize],
-        "product_bullet_point" => vec![None::<&str>; n as usize],
-        "product_brand" => vec!["brand"; n as usize],
-        "product_color" => vec!["red"; n as usize],
-        "product_locale" => locales.to_vec(),
-    )
-    .unwrap();
-    write(dir, PRODUCTS_FILE, products);
+    talr_evals::esci_fixture::write(dir, with_missing).unwrap();
 }
 
 #[test]
