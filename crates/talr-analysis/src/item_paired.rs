@@ -15,7 +15,7 @@
 //!   (z₀.₉₇₅ + z₀.₈)·√(ψ / pairs), the normal approximation.
 
 use crate::schema::ResultsDir;
-use crate::{method_rank, CellResult};
+use crate::CellResult;
 use anyhow::{Context, Result};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use std::collections::BTreeMap;
@@ -196,31 +196,10 @@ fn pair_tasks(method: &Outcomes, reference: &Outcomes, into: &mut BTreeMap<Strin
 /// Rows for every method of `grid` with a reference run at its rate, style and seed; outcomes
 /// are read from the cells' evaluation directories under `root`.
 pub fn item_rows(results: &[CellResult], grid: &str, root: &Path) -> Result<Vec<ItemRow>> {
-    let Some(reference) = crate::paired::reference_method(results, grid) else {
+    let Some((reference, groups)) = crate::paired::reference_pairs(results, grid) else {
         return Ok(Vec::new());
     };
     let dir = ResultsDir::new(root);
-    let in_grid: Vec<&CellResult> = results
-        .iter()
-        .filter(|r| !r.is_base() && r.grids.iter().any(|g| g == grid))
-        .collect();
-    let lr_bits = |r: &CellResult| r.learning_rate.map_or(0, f64::to_bits);
-    let partners: BTreeMap<(u64, &str, u64), &CellResult> = in_grid
-        .iter()
-        .filter(|r| r.method == reference)
-        .map(|r| ((lr_bits(r), r.style.as_str(), r.seed), *r))
-        .collect();
-    type Key = ((usize, String), u64, (bool, String));
-    let mut groups: BTreeMap<Key, Vec<(&CellResult, &CellResult)>> = BTreeMap::new();
-    for r in in_grid.iter().filter(|r| r.method != reference) {
-        if let Some(p) = partners.get(&(lr_bits(r), r.style.as_str(), r.seed)) {
-            let style_key = (r.style != "label-only", r.style.clone());
-            groups
-                .entry((method_rank(&r.method), lr_bits(r), style_key))
-                .or_default()
-                .push((*r, *p));
-        }
-    }
     let mut rows = Vec::new();
     for pairs in groups.values() {
         let (first, _) = pairs[0];

@@ -32,7 +32,10 @@ pub struct PairedRow {
 }
 
 /// Method order (the paper's first), rate, then label-only before CoT: it is the main table.
-type RowKey = ((usize, String), u64, (bool, String));
+pub(crate) type RowKey = ((usize, String), u64, (bool, String));
+
+/// (method cell, reference cell) pairs by row.
+pub(crate) type PairsByRow<'a> = BTreeMap<RowKey, Vec<(&'a CellResult, &'a CellResult)>>;
 
 /// The per-pair differences behind one [`PairedRow`].
 #[derive(Clone)]
@@ -100,12 +103,13 @@ pub fn reference_method(results: &[CellResult], grid: &str) -> Option<&'static s
     })
 }
 
-/// Differences for every other method of `grid` that shares at least one (rate, style, seed)
-/// with the reference method; runs without a reference partner at their seed are left out.
-fn differences(results: &[CellResult], grid: &str) -> BTreeMap<RowKey, Differences> {
-    let Some(reference) = reference_method(results, grid) else {
-        return BTreeMap::new();
-    };
+/// Each other method of `grid` (by row) paired with the reference method's cell at the same
+/// rate, style and seed; runs without a reference partner at their seed are left out.
+pub(crate) fn reference_pairs<'a>(
+    results: &'a [CellResult],
+    grid: &str,
+) -> Option<(&'static str, PairsByRow<'a>)> {
+    let reference = reference_method(results, grid)?;
     let cells: Vec<&CellResult> = results
         .iter()
         .filter(|r| !r.is_base() && r.grids.iter().any(|g| g == grid))
@@ -116,9 +120,7 @@ fn differences(results: &[CellResult], grid: &str) -> BTreeMap<RowKey, Differenc
         .filter(|r| r.method == reference)
         .map(|r| ((lr_key(r), r.style.as_str(), r.seed), *r))
         .collect();
-    let base_cl = crate::base_code_lengths(results);
-
-    let mut pairs: BTreeMap<RowKey, Vec<(&CellResult, &CellResult)>> = BTreeMap::new();
+    let mut pairs = PairsByRow::new();
     for r in cells.iter().filter(|r| r.method != reference) {
         if let Some(s) = partners.get(&(lr_key(r), r.style.as_str(), r.seed)) {
             let style_key = (r.style != "label-only", r.style.clone());
@@ -128,6 +130,16 @@ fn differences(results: &[CellResult], grid: &str) -> BTreeMap<RowKey, Differenc
                 .push((*r, *s));
         }
     }
+    Some((reference, pairs))
+}
+
+/// Differences for every other method of `grid` that shares at least one (rate, style, seed)
+/// with the reference method.
+fn differences(results: &[CellResult], grid: &str) -> BTreeMap<RowKey, Differences> {
+    let Some((reference, pairs)) = reference_pairs(results, grid) else {
+        return BTreeMap::new();
+    };
+    let base_cl = crate::base_code_lengths(results);
     pairs
         .into_iter()
         .map(|(key, mut ps)| {

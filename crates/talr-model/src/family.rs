@@ -25,43 +25,9 @@ impl DecoderConfig {
     /// A Hugging Face `config.json` for this config, so that exported checkpoints load anywhere.
     pub fn to_hf_json(&self) -> Result<String> {
         let model_type = self.model_type()?;
-        if let Some(g) = &self.gemma {
-            return Ok(serde_json::to_string_pretty(&serde_json::json!({
-                "architectures": ["Gemma3ForCausalLM"],
-                "model_type": "gemma3_text",
-                "vocab_size": self.vocab_size,
-                "hidden_size": self.hidden_size,
-                "intermediate_size": self.intermediate_size,
-                "num_hidden_layers": self.num_layers,
-                "num_attention_heads": self.num_heads,
-                "num_key_value_heads": self.num_kv_heads,
-                "head_dim": self.head_dim,
-                "rope_theta": self.rope_theta,
-                "rope_local_base_freq": g.rope_local_theta,
-                "rope_scaling": g.rope_linear_factor.map(|f| serde_json::json!({"rope_type": "linear", "factor": f})),
-                "rms_norm_eps": self.rms_norm_eps,
-                "max_position_embeddings": self.max_position_embeddings,
-                "query_pre_attn_scalar": g.query_pre_attn_scalar,
-                "sliding_window": g.sliding_window,
-                "sliding_window_pattern": g.sliding_window_pattern,
-                "hidden_activation": "gelu_pytorch_tanh",
-                "final_logit_softcapping": null,
-                "attn_logit_softcapping": null,
-                "attention_bias": false,
-                "tie_word_embeddings": self.tie_word_embeddings,
-                "torch_dtype": "float32",
-            }))?);
-        }
-        let architecture = match model_type {
-            "qwen3" => "Qwen3ForCausalLM",
-            "qwen2" => "Qwen2ForCausalLM",
-            _ => "LlamaForCausalLM",
-        };
-        Ok(serde_json::to_string_pretty(&serde_json::json!({
-            "architectures": [architecture],
+        // The shape every family shares; each family adds its own keys below.
+        let mut json = serde_json::json!({
             "model_type": model_type,
-            "attention_bias": self.attention_bias,
-            "use_sliding_window": false,
             "vocab_size": self.vocab_size,
             "hidden_size": self.hidden_size,
             "intermediate_size": self.intermediate_size,
@@ -73,9 +39,36 @@ impl DecoderConfig {
             "rms_norm_eps": self.rms_norm_eps,
             "max_position_embeddings": self.max_position_embeddings,
             "tie_word_embeddings": self.tie_word_embeddings,
-            "hidden_act": "silu",
             "torch_dtype": "float32",
-        }))?)
+        });
+        let family = match &self.gemma {
+            Some(g) => serde_json::json!({
+                "architectures": ["Gemma3ForCausalLM"],
+                "rope_local_base_freq": g.rope_local_theta,
+                "rope_scaling": g.rope_linear_factor.map(|f| serde_json::json!({"rope_type": "linear", "factor": f})),
+                "query_pre_attn_scalar": g.query_pre_attn_scalar,
+                "sliding_window": g.sliding_window,
+                "sliding_window_pattern": g.sliding_window_pattern,
+                "hidden_activation": "gelu_pytorch_tanh",
+                "final_logit_softcapping": null,
+                "attn_logit_softcapping": null,
+                "attention_bias": false,
+            }),
+            None => serde_json::json!({
+                "architectures": [match model_type {
+                    "qwen3" => "Qwen3ForCausalLM",
+                    "qwen2" => "Qwen2ForCausalLM",
+                    _ => "LlamaForCausalLM",
+                }],
+                "attention_bias": self.attention_bias,
+                "use_sliding_window": false,
+                "hidden_act": "silu",
+            }),
+        };
+        if let (Some(all), serde_json::Value::Object(extra)) = (json.as_object_mut(), family) {
+            all.extend(extra);
+        }
+        Ok(serde_json::to_string_pretty(&json)?)
     }
 
     /// Parses a Hugging Face `config.json` of the Llama family.
