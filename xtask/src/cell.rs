@@ -115,19 +115,21 @@ pub fn versions() -> Versions {
     AT_START.get_or_init(read_versions).clone()
 }
 
+/// `git -C <checkout> ARGS`'s output (trailing whitespace trimmed), or `None` outside a git
+/// checkout or when git fails.
+fn git(args: &[&str]) -> Option<String> {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(crate::repo_root())
+        .args(args)
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim_end().to_string())
+}
+
 fn read_versions() -> Versions {
-    let root = crate::repo_root();
-    let git = |args: &[&str]| -> Option<String> {
-        let out = std::process::Command::new("git")
-            .arg("-C")
-            .arg(&root)
-            .args(args)
-            .output()
-            .ok()?;
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-    };
     let commit = git(&["rev-parse", "HEAD"]);
     let dirty = git(&["status", "--porcelain", "--untracked-files=no"]).map(|s| !s.is_empty());
     Versions {
@@ -140,28 +142,24 @@ fn read_versions() -> Versions {
 /// The tracked files outside `results/` and `figures/` that differ from the checkout's commit
 /// (as `git status` lists them, a few names), or `None` when there are none or this is not a
 /// git checkout.
-pub fn uncommitted_code() -> Result<Option<String>> {
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(crate::repo_root())
-        .args(["status", "--porcelain", "--untracked-files=no", "--", "."])
-        .args([":(exclude)results", ":(exclude)figures"])
-        .output();
-    let Ok(out) = out else { return Ok(None) };
-    if !out.status.success() {
-        return Ok(None);
-    }
-    let files: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| l.get(3..).unwrap_or(l).to_string())
-        .collect();
-    Ok((!files.is_empty()).then(|| {
-        let shown = files.iter().take(3).cloned().collect::<Vec<_>>().join(", ");
+pub fn uncommitted_code() -> Option<String> {
+    let status = git(&[
+        "status",
+        "--porcelain",
+        "--untracked-files=no",
+        "--",
+        ".",
+        ":(exclude)results",
+        ":(exclude)figures",
+    ])?;
+    let files: Vec<&str> = status.lines().map(|l| l.get(3..).unwrap_or(l)).collect();
+    (!files.is_empty()).then(|| {
+        let shown = files[..files.len().min(3)].join(", ");
         match files.len() {
             n if n > 3 => format!("{shown} and {} more", n - 3),
             _ => shown,
         }
-    }))
+    })
 }
 
 /// Evaluates the base model once per preset and style, into `<root>/base/` (general tasks are

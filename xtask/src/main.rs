@@ -271,7 +271,7 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<PathBuf> {
         return Ok(root);
     }
     if !args.allow_dirty {
-        if let Some(changed) = cell::uncommitted_code()? {
+        if let Some(changed) = cell::uncommitted_code() {
             bail!(
                 "tracked code differs from commit {} ({changed}); each cell records the commit it \
                  ran from, so commit first (or pass --allow-dirty for a run that is not to be kept)",

@@ -200,14 +200,25 @@ pub fn item_rows(results: &[CellResult], grid: &str, root: &Path) -> Result<Vec<
         return Ok(Vec::new());
     };
     let dir = ResultsDir::new(root);
+    // A reference cell partners every method of its rate, style and seed: read it once.
+    let mut read: BTreeMap<String, Outcomes> = BTreeMap::new();
+    let outcomes_of = |id: &str, read: &mut BTreeMap<String, Outcomes>| -> Result<()> {
+        if !read.contains_key(id) {
+            read.insert(
+                id.to_string(),
+                cell_outcomes(&dir.cell_dir(id).join("eval"))?,
+            );
+        }
+        Ok(())
+    };
     let mut rows = Vec::new();
     for pairs in groups.values() {
         let (first, _) = pairs[0];
         let mut tasks: BTreeMap<String, TaskPairs> = BTreeMap::new();
         for (cell, partner) in pairs {
-            let a = cell_outcomes(&dir.cell_dir(&cell.cell).join("eval"))?;
-            let b = cell_outcomes(&dir.cell_dir(&partner.cell).join("eval"))?;
-            pair_tasks(&a, &b, &mut tasks);
+            outcomes_of(&cell.cell, &mut read)?;
+            outcomes_of(&partner.cell, &mut read)?;
+            pair_tasks(&read[&cell.cell], &read[&partner.cell], &mut tasks);
         }
         let is_general = |task: &str| first.general.contains_key(task);
         let pick = |general: bool| -> Vec<TaskPairs> {

@@ -88,9 +88,7 @@ impl SuiteOutcome {
         let headlines: Vec<f64> = self.general.iter().filter_map(|t| t.headline).collect();
         let domain = self.domain.as_ref();
         SuiteMetrics {
-            domain_accuracy: domain
-                .and_then(|d| d.aggregate["accuracy"].as_f64())
-                .unwrap_or(0.0),
+            domain_accuracy: domain.and_then(|d| d.headline).unwrap_or(0.0),
             domain: domain.map_or(Value::Null, |d| d.aggregate.clone()),
             general_avg: headlines.iter().sum::<f64>() / headlines.len().max(1) as f64,
             general: self
