@@ -53,11 +53,14 @@ pub struct DomainSpec {
     /// for MedCalc, the default ESCI files for ESCI.
     #[serde(default)]
     pub train_source: Option<String>,
-    /// At most this many training examples (ESCI: a stratified sample of the train split).
+    /// At most this many training examples (MedCalc: spread evenly over the calculators; ESCI: a
+    /// stratified sample of the train split).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub train_limit: Option<usize>,
     /// The domain test task (`medcalc-synth`, `medcalc=PATH`, ...), without a `-cot` suffix.
     pub test_task: String,
+    /// Test on this many rows (MedCalc: spread evenly over the calculators), the same in every
+    /// cell.
     #[serde(default)]
     pub test_limit: Option<usize>,
 }

@@ -5,7 +5,7 @@
 //! A cell's seed fixes the order of its training rows, and on a short run that order moves the
 //! results as much as the choice of method does. Cells of one seed, rate and target style share
 //! it, so their differences cancel it; the table reports those differences (mean over the seeds
-//! both have, with a bootstrap 95% interval) and how many seeds went each way. Over several
+//! both have, with their range) and how many seeds went each way. Over several
 //! models each is paired with its own reference run, and the pooled row takes every (model, seed)
 //! pair.
 
@@ -219,7 +219,7 @@ pub fn paired_across_models(
 fn intro(reference: &str) -> String {
     let r = reference.to_uppercase();
     format!(
-        "Against {r}, seed for seed: the method's score minus {r}'s at the same rate, target style and seed (the seed fixes the order of the training rows), mean over the seeds both have [bootstrap 95% interval]; ΔL lower = drifts less than {r}."
+        "Against {r}, seed for seed: the method's score minus {r}'s at the same rate, target style and seed (the seed fixes the order of the training rows), mean over the seeds both have [range over those seeds]; ΔL lower = drifts less than {r}."
     )
 }
 

@@ -1,6 +1,6 @@
 //! Tables in the paper's layout: one row per method (and learning rate, where a grid has
-//! several), columns domain / general / average per target style, means over seeds with 95%
-//! intervals, and the paper's reported three-model averages beside ours where it reports them.
+//! several), columns domain / general / average per target style, means over seeds with
+//! their range, and the paper's reported three-model averages beside ours where it reports them.
 
 use crate::{estimate, method_rank, CellResult, Estimate};
 use anyhow::{Context, Result};
@@ -32,14 +32,27 @@ pub fn paper_reference(grid: &str, method: &str) -> Option<(f64, f64)> {
     rows.iter().find(|(m, _)| *m == method).map(|(_, v)| *v)
 }
 
+/// The rate of the paper's table that [`paper_reference`] quotes.
+fn paper_rate(grid: &str) -> Option<&'static str> {
+    match grid {
+        "table1" => Some("1e-6"),
+        "table2" => Some("5e-6"),
+        _ => None,
+    }
+}
+
 pub struct Row {
     pub method: String,
     pub learning_rate: Option<f64>,
+    /// The rate the method trained at, where its `lr_scale` makes it differ from the grid's.
+    pub own_rate: Option<f64>,
     /// Per style: (domain, general, average).
     pub cols: BTreeMap<String, (Estimate, Estimate, Estimate)>,
     pub paper: Option<(f64, f64)>,
     /// Per style: general code-length drift ΔL against the base model (nats/token).
     pub drift: BTreeMap<String, Estimate>,
+    /// Per style, per general benchmark: its headline metric.
+    pub benchmarks: BTreeMap<String, BTreeMap<String, Estimate>>,
     /// Columns that pool the cells of several models (see [`model_rows`]); seed counts ignore them.
     pub pooled: BTreeSet<String>,
 }
@@ -63,6 +76,11 @@ pub fn grid_rows(results: &[CellResult], grid: &str) -> Vec<Row> {
     groups
         .into_values()
         .map(|(method, lr, by_style)| Row {
+            own_rate: by_style
+                .values()
+                .flatten()
+                .find_map(|r| r.trained_rate)
+                .filter(|&own| Some(own) != lr),
             paper: paper_reference(grid, &method),
             drift: by_style
                 .iter()
@@ -73,6 +91,24 @@ pub fn grid_rows(results: &[CellResult], grid: &str) -> Vec<Row> {
                         .map(|r| r.code_length_drift(&base_cl))
                         .collect::<Option<Vec<f64>>>()?;
                     (!dl.is_empty()).then(|| (style.clone(), estimate(&dl)))
+                })
+                .collect(),
+            benchmarks: by_style
+                .iter()
+                .map(|(style, rs)| {
+                    let tasks: BTreeSet<&String> =
+                        rs.iter().flat_map(|r| r.general.keys()).collect();
+                    let per_task = tasks
+                        .into_iter()
+                        .map(|task| {
+                            let v: Vec<f64> = rs
+                                .iter()
+                                .filter_map(|r| r.general.get(task).copied())
+                                .collect();
+                            (task.clone(), estimate(&v))
+                        })
+                        .collect();
+                    (style.clone(), per_task)
                 })
                 .collect(),
             cols: by_style
@@ -116,9 +152,11 @@ pub fn model_rows(per_model: &[(String, Vec<CellResult>)], grid: &str) -> Vec<Ro
             let entry = merged.entry(key).or_insert_with(|| Row {
                 method: row.method.clone(),
                 learning_rate: row.learning_rate,
+                own_rate: row.own_rate,
                 cols: BTreeMap::new(),
                 paper: row.paper,
                 drift: BTreeMap::new(),
+                benchmarks: BTreeMap::new(),
                 pooled: BTreeSet::new(),
             });
             entry.cols.extend(
@@ -128,6 +166,11 @@ pub fn model_rows(per_model: &[(String, Vec<CellResult>)], grid: &str) -> Vec<Ro
             );
             entry.drift.extend(
                 row.drift
+                    .into_iter()
+                    .map(|(s, v)| (format!("{model} {s}"), v)),
+            );
+            entry.benchmarks.extend(
+                row.benchmarks
                     .into_iter()
                     .map(|(s, v)| (format!("{model} {s}"), v)),
             );
@@ -168,12 +211,25 @@ fn styles(rows: &[Row]) -> Vec<String> {
     s
 }
 
-/// "method (lr X)", with the seed count where a row averages several. Rows of one table can
+/// "method (lr X)", with the seed count where a row averages several; a method trained at its own
+/// rate says so ("lora (lr 3e-3 = 10 × 3e-4)"), so no row reads as trained at the table's rate. Rows of one table can
 /// differ in how many seeds have finished, and so can the styles of one row; then each style's
 /// count is named, so a single CoT run is not read as a three-seed mean.
 fn label(r: &Row) -> String {
-    let Some(lr) = r.learning_rate else {
+    let Some(grid_lr) = r.learning_rate else {
         return "base model".to_string();
+    };
+    let lr = match r.own_rate {
+        Some(own) => {
+            let factor = own / grid_lr;
+            let factor = if (factor - factor.round()).abs() < 1e-6 {
+                format!("{factor:.0}")
+            } else {
+                format!("{factor:.2}")
+            };
+            format!("{own:.0e} = {factor} × {grid_lr:.0e}")
+        }
+        None => format!("{grid_lr:.0e}"),
     };
     let counts: Vec<(&String, usize)> = r
         .cols
@@ -184,20 +240,16 @@ fn label(r: &Row) -> String {
     let most = counts.iter().map(|&(_, n)| n).max().unwrap_or(0);
     if counts.iter().all(|&(_, n)| n == most) {
         return match most {
-            0 | 1 => format!("{} (lr {lr:.0e})", r.method),
-            n => format!("{} (lr {lr:.0e}, {n} seeds)", r.method),
+            0 | 1 => format!("{} (lr {lr})", r.method),
+            n => format!("{} (lr {lr}, {n} seeds)", r.method),
         };
     }
     let mut per_style: Vec<String> = counts.iter().map(|(s, n)| format!("{s} {n}")).collect();
     per_style.sort_by_key(|x| !x.contains("label-only"));
-    format!(
-        "{} (lr {lr:.0e}, seeds: {})",
-        r.method,
-        per_style.join(", ")
-    )
+    format!("{} (lr {lr}, seeds: {})", r.method, per_style.join(", "))
 }
 
-/// The mean, with its interval where there are several seeds; `signed` for differences (ΔL). A
+/// The mean, with its range where there are several seeds; `signed` for differences (ΔL). A
 /// difference that rounds to zero prints as +0.000 whichever side of zero it fell on (L2's
 /// penalty moves it by 1e-9).
 pub(crate) fn estimate_text(e: &Estimate, signed: bool) -> String {
@@ -219,11 +271,17 @@ fn cell_text(e: &Estimate) -> String {
 
 pub fn markdown(rows: &[Row], grid: &str) -> String {
     let styles = styles(rows);
-    let mut out = format!("### {grid}\n\nMean over seeds [bootstrap 95% interval]; general = mean of the general benchmarks' headline metrics.\n\n| method |");
+    let mut out = format!("### {grid}\n\nMean over seeds [range: smallest, largest seed]; general = mean of the general benchmarks' headline metrics (each is in the next table).\n\n| method |");
     for s in &styles {
         let _ = write!(out, " {s} domain | {s} general | {s} avg |");
     }
-    out.push_str(" paper domain / general (3-model avg) |\n|---|");
+    let paper = match paper_rate(grid) {
+        Some(rate) => format!(
+            "paper domain / general (another scale: Qwen2.5-3B, Qwen3-4B, Gemma3-4B averaged, lr {rate}, 20 epochs)"
+        ),
+        None => "paper domain / general".to_string(),
+    };
+    let _ = write!(out, " {paper} |\n|---|");
     out.push_str(&"---|".repeat(styles.len() * 3 + 1));
     out.push('\n');
     for r in rows {
@@ -249,6 +307,7 @@ pub fn markdown(rows: &[Row], grid: &str) -> String {
             None => out.push_str(" – |\n"),
         }
     }
+    out.push_str(&benchmarks_markdown(rows, &styles));
     if rows.iter().any(|r| !r.drift.is_empty()) {
         out.push_str("\nGeneral code-length drift ΔL: mean over the general reference sets of per-token NLL minus the base model's (nats/token; Theorem 3.1's quantity, lower keeps more).\n\n| method |");
         for s in &styles {
@@ -269,6 +328,45 @@ pub fn markdown(rows: &[Row], grid: &str) -> String {
             }
             out.push('\n');
         }
+    }
+    out
+}
+
+/// Each general benchmark's headline metric on its own, per style: what the general average is
+/// the mean of.
+fn benchmarks_markdown(rows: &[Row], styles: &[String]) -> String {
+    let columns: Vec<(&String, &String)> = styles
+        .iter()
+        .flat_map(|s| {
+            let tasks: BTreeSet<&String> = rows
+                .iter()
+                .filter_map(|r| r.benchmarks.get(s))
+                .flat_map(|b| b.keys())
+                .collect();
+            tasks.into_iter().map(move |t| (s, t))
+        })
+        .collect();
+    if columns.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("\nEach general benchmark's headline metric (IFEval: prompt-level strict accuracy; GSM8K: flexible exact match; HumanEval: pass@1), mean over seeds [range].\n\n| method |");
+    for (s, t) in &columns {
+        let _ = write!(out, " {s} {t} |");
+    }
+    out.push_str("\n|---|");
+    out.push_str(&"---|".repeat(columns.len()));
+    out.push('\n');
+    for r in rows {
+        let _ = write!(out, "| {} |", label(r));
+        for (s, t) in &columns {
+            match r.benchmarks.get(*s).and_then(|b| b.get(*t)) {
+                Some(e) => {
+                    let _ = write!(out, " {} |", cell_text(e));
+                }
+                None => out.push_str(" – |"),
+            }
+        }
+        out.push('\n');
     }
     out
 }

@@ -15,7 +15,8 @@ pub struct EvalArgs {
     /// Comma-separated tasks, each NAME or NAME=SOURCE (see the list below).
     #[arg(long, value_delimiter = ',', required = true)]
     tasks: Vec<String>,
-    /// Evaluate only the first N items of each task.
+    /// Evaluate only N items of each task: the first N (MedCalc: N spread evenly over its
+    /// calculators).
     #[arg(long)]
     limit: Option<usize>,
     #[arg(long, default_value_t = 16)]

@@ -19,8 +19,26 @@ pub fn data_dir() -> Option<PathBuf> {
         .or_else(|| Some(PathBuf::from("../shared/data")).filter(|p| p.is_dir()))
 }
 
-/// A local path for `source`: as given, or downloaded from the hub for `hf://` sources.
+/// Sources under the data directory start with this, so a preset names the same file on every
+/// machine (and its cells keep their ids).
+pub const DATA_DIR_PREFIX: &str = "$TALR_DATA_DIR/";
+
+/// A local path for `source`: as given, under the data directory for `$TALR_DATA_DIR/REL`, or
+/// downloaded from the hub for `hf://` sources.
 pub fn resolve_source(source: &str) -> Result<PathBuf> {
+    if let Some(rel) = source.strip_prefix(DATA_DIR_PREFIX) {
+        let Some(dir) = data_dir() else {
+            bail!(
+                "{source}: TALR_DATA_DIR is not set and ../shared/data does not exist; set it to \
+                 the directory holding {rel}"
+            );
+        };
+        let path = dir.join(rel);
+        if !path.exists() {
+            bail!("{source}: {} does not exist", path.display());
+        }
+        return Ok(path);
+    }
     let Some(rest) = source.strip_prefix("hf://") else {
         let path = PathBuf::from(source);
         if !path.exists() {

@@ -351,7 +351,8 @@ fn medcalc_rows(
 pub struct TrainingSize {
     /// `medcalc-synth`: rows per template calculator (11 calculators).
     pub per_calculator: usize,
-    /// Keep the first N (ESCI: a stratified sample of N).
+    /// Keep N (MedCalc: spread evenly over the calculators; ESCI: a stratified sample; GSM8K:
+    /// the first N).
     pub limit: Option<usize>,
 }
 
@@ -377,7 +378,10 @@ pub fn training_examples(spec: &str, style: Style, size: TrainingSize) -> Result
                 bail!("training source {spec}: seed {MEDCALC_SYNTH_TEST_SEED} makes the test set; pick another");
             }
             let source = source.or((base == "medcalc-synth").then_some("0"));
-            let rows = medcalc_rows(base, source, size.per_calculator)?;
+            let mut rows = medcalc_rows(base, source, size.per_calculator)?;
+            if let Some(n) = size.limit {
+                rows = medcalc::spread_over_calculators(rows, n);
+            }
             TrainingSet {
                 examples: rows.iter().map(|r| medcalc::example(r, style)).collect(),
                 medcalc_rows: Some(rows),

@@ -94,7 +94,8 @@ pub trait Task: Sync {
     }
     /// Scores replies by item id; a missing reply scores as wrong.
     fn score(&self, responses: &HashMap<String, String>) -> Result<Scored>;
-    /// Keeps only the first `n` items.
+    /// Keeps `n` items: the first `n`, unless the task spreads them (MedCalc: evenly over its
+    /// calculators).
     fn truncate(&mut self, n: usize);
     /// The aggregate metric that stands for the task (from the [`crate::registry`]).
     fn headline_metric(&self) -> &'static str {

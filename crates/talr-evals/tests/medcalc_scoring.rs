@@ -126,3 +126,40 @@ fn real_test_set_ground_truths_score_correct() {
         eprintln!("skipping: {} does not exist", path.display());
     }
 }
+
+#[test]
+fn a_subset_spreads_over_calculators_and_keeps_file_order() {
+    // Rows sorted by calculator, as the real files are: 3 of calculator 2, 2 of 9, 4 of 5.
+    let mut rows = templates::generate(1, 7);
+    let template = rows.remove(0);
+    let rows: Vec<Row> = [(2, 3), (9, 2), (5, 4)]
+        .iter()
+        .flat_map(|&(calculator, count)| std::iter::repeat(calculator).take(count))
+        .enumerate()
+        .map(|(i, calculator_id)| Row {
+            row_number: i as u64 + 1,
+            calculator_id,
+            ..template.clone()
+        })
+        .collect();
+    let kept = |n| -> Vec<(u32, u64)> {
+        medcalc::spread_over_calculators(rows.clone(), n)
+            .iter()
+            .map(|r| (r.calculator_id, r.row_number))
+            .collect()
+    };
+    assert_eq!(kept(3), [(2, 1), (9, 4), (5, 6)]);
+    assert_eq!(kept(5), [(2, 1), (2, 2), (9, 4), (9, 5), (5, 6)]);
+    // Calculator 9 runs out; the others go on taking turns.
+    assert_eq!(kept(8).len(), 8);
+    assert!(!kept(8).contains(&(5, 9)));
+    assert_eq!(kept(100).len(), rows.len());
+    // The generator interleaves its calculators, so a subset of its rows is their first N.
+    let generated = templates::generate(4, 3);
+    let first: Vec<u64> = generated[..15].iter().map(|r| r.row_number).collect();
+    let spread: Vec<u64> = medcalc::spread_over_calculators(generated, 15)
+        .iter()
+        .map(|r| r.row_number)
+        .collect();
+    assert_eq!(spread, first);
+}

@@ -61,3 +61,57 @@ fn medcalc_train_subset_makes_label_only_and_cot_examples() {
         .iter()
         .all(|e| e.target.starts_with("{\"step_by_step_thinking\": ") && e.target.len() > 60));
 }
+
+#[test]
+fn presets_name_the_train_slice_under_the_data_directory_and_spread_a_limit_over_calculators() {
+    let Some(_) = data_dir() else { return };
+    let size = TrainingSize {
+        per_calculator: 0,
+        limit: Some(80),
+    };
+    let spec = "medcalc=$TALR_DATA_DIR/medcalc_bench/train_subset.csv";
+    let set = training_examples(spec, Style::LabelOnly, size).unwrap();
+    assert_eq!(set.examples.len(), 80);
+    let mut per_calculator = std::collections::BTreeMap::new();
+    for row in set.medcalc_rows.unwrap() {
+        *per_calculator.entry(row.calculator_id).or_insert(0) += 1;
+    }
+    assert_eq!(per_calculator.len(), 40);
+    assert!(
+        per_calculator.values().all(|&n| n == 2),
+        "{per_calculator:?}"
+    );
+    let missing = "medcalc=$TALR_DATA_DIR/medcalc_bench/nonesuch.csv";
+    let err = training_examples(missing, Style::LabelOnly, size)
+        .err()
+        .unwrap();
+    assert!(
+        format!("{err:#}").contains("nonesuch.csv does not exist"),
+        "{err:#}"
+    );
+}
+
+#[test]
+fn a_medcalc_test_subset_covers_every_calculator_and_category() {
+    let Some(_) = data_dir() else { return };
+    let mut task = build_task("medcalc", 1).unwrap();
+    assert_eq!(task.prompts().len(), 1047);
+    task.truncate(110);
+    let ids: Vec<String> = task.prompts().into_iter().map(|p| p.id).collect();
+    assert_eq!(ids.len(), 110);
+    let rows = talr_evals::medcalc::load(&data_dir().unwrap().join("medcalc_bench/test_data.csv"))
+        .unwrap();
+    let kept: Vec<_> = rows
+        .iter()
+        .filter(|r| ids.contains(&r.row_number.to_string()))
+        .collect();
+    let calculators: BTreeSet<u32> = kept.iter().map(|r| r.calculator_id).collect();
+    assert_eq!(
+        calculators.len(),
+        55,
+        "two rows of each of the 55 calculators"
+    );
+    let categories: BTreeSet<&str> = kept.iter().map(|r| r.category.as_str()).collect();
+    let all: BTreeSet<&str> = rows.iter().map(|r| r.category.as_str()).collect();
+    assert_eq!(categories, all);
+}
