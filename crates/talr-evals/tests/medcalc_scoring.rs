@@ -134,7 +134,7 @@ fn a_subset_spreads_over_calculators_and_keeps_file_order() {
     let template = rows.remove(0);
     let rows: Vec<Row> = [(2, 3), (9, 2), (5, 4)]
         .iter()
-        .flat_map(|&(calculator, count)| std::iter::repeat(calculator).take(count))
+        .flat_map(|&(calculator, count)| std::iter::repeat_n(calculator, count))
         .enumerate()
         .map(|(i, calculator_id)| Row {
             row_number: i as u64 + 1,
