@@ -1,7 +1,8 @@
 //! The figures, each as PNG and SVG: the learning-rate trade-off (paper Fig. 1), methods at two
 //! rates (Fig. 2), hard-token share over training and the base model's token probabilities on the
-//! SFT targets (Fig. 3), the domain-vs-general Pareto frontier, and general code-length drift
-//! against the learning rate with a least-squares fit of Theorem 3.1's k1·Δ + k2·Δ²·λ.
+//! SFT targets (Fig. 3), the domain-vs-general Pareto frontier, general code-length drift
+//! against the learning rate with a least-squares fit of Theorem 3.1's k1·Δ + k2·Δ²·λ, and
+//! WiSE-FT's α sweep.
 
 use crate::chart::{write_chart, write_panels, Chart, Series, Spread, XScale};
 use crate::{method_rank, CellResult};
@@ -10,6 +11,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 mod drift;
+mod wise_ft;
 
 fn by_method<'a>(
     rs: impl Iterator<Item = &'a CellResult>,
@@ -438,6 +440,7 @@ pub fn draw_all(results: &[CellResult], root: &Path, out: &Path) -> Result<Vec<P
     )?);
 
     written.extend(drift::draw(results, out)?);
+    written.extend(wise_ft::draw(results, out)?);
     Ok(written)
 }
 
