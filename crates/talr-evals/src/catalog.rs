@@ -61,10 +61,17 @@ pub fn data_file(task: &str, source: Option<&str>, rel: &str) -> Result<PathBuf>
     if let Some(source) = source {
         return resolve_source(source);
     }
+    // The one benchmark whose hub copy is the same file as the shared one.
+    let hub = match rel {
+        "ifeval/input_data.jsonl" => {
+            format!(", or {task}=hf://google/IFEval/ifeval_input_data.jsonl")
+        }
+        _ => String::new(),
+    };
     let Some(dir) = data_dir() else {
         bail!(
-            "task {task}: no data given; pass {task}=PATH, or set TALR_DATA_DIR to a directory \
-             holding {rel}"
+            "task {task}: no data given; set TALR_DATA_DIR to a directory holding {rel} (the \
+             shared benchmark files, ../shared/data beside a checkout), or pass {task}=PATH{hub}"
         );
     };
     let path = dir.join(rel);

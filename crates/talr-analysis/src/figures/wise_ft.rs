@@ -111,7 +111,10 @@ mod tests {
         let general = &curves[1];
         let xs: Vec<f64> = general.points.iter().map(|p| p.0).collect();
         assert_eq!(xs, [0.0, 0.25, 0.75, 1.0]);
-        assert!((general.points[1].1 - 0.35).abs() < 1e-12, "the seeds' mean");
+        assert!(
+            (general.points[1].1 - 0.35).abs() < 1e-12,
+            "the seeds' mean"
+        );
         assert_eq!(general.points[0].1, 0.5, "alpha 0 is the base model");
         assert_eq!(general.spreads[1].unwrap().y, (0.3, 0.4));
     }
