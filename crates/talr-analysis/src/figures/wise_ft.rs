@@ -9,6 +9,9 @@ use std::path::{Path, PathBuf};
 
 const GRID: &str = "wise_ft_alpha";
 
+/// What a curve plots of each cell.
+type Metric = fn(&CellResult) -> f64;
+
 /// Where a cell of the sweep lies: SFT is α = 1, a WiSE-FT cell its merge's α.
 fn alpha_of(r: &CellResult) -> Option<f64> {
     match r.method.as_str() {
@@ -26,7 +29,7 @@ pub(super) fn alpha_curves(results: &[CellResult]) -> Vec<Series> {
         .collect();
     let styles = super::styles(cells.iter().copied());
     let several = styles.len() > 1;
-    let metrics: [(&str, fn(&CellResult) -> f64); 2] = [
+    let metrics: [(&str, Metric); 2] = [
         ("domain", |r| r.domain_accuracy),
         ("general", |r| r.general_avg),
     ];
