@@ -69,7 +69,9 @@ fn hostile_programs_are_contained() {
         let run = sb.run(program);
         assert_ne!(run.outcome, Outcome::Passed, "{name}: {run:?}");
         assert_ne!(run.outcome, Outcome::Error, "{name}: {run:?}");
-        assert!(run.seconds < 2.0 + 1.5, "{name} took {:.1}s", run.seconds);
+        // Ended by its 2 s limit, not by running out: reaping a fork bomb's hundreds of processes
+        // takes seconds when training shares the machine's two cores (4.0 s was measured so).
+        assert!(run.seconds < 2.0 + 6.0, "{name} took {:.1}s", run.seconds);
         assert_eq!(
             leftover_programs(work.path()),
             0,
