@@ -265,9 +265,13 @@ pub fn run_cell(
         stop_after: None,
         progress,
     };
-    // Generations left by an earlier, interrupted attempt came from that attempt's export; this
-    // attempt trains and exports again, so they are discarded rather than mixed with new ones.
-    let _ = std::fs::remove_dir_all(dir.join("eval"));
+    // An earlier, interrupted attempt's generations stay when its training checkpoint does:
+    // training resumes exactly from it, so this attempt exports the same model. Without one,
+    // training starts over and they are discarded rather than mixed with new ones.
+    let checkpoint = dir.join("train").join("checkpoint");
+    if !checkpoint.exists() {
+        let _ = std::fs::remove_dir_all(dir.join("eval"));
+    }
     let merged = dir.join("merged");
     let tuned = talr_train::run(
         |mode| load_model(preset, device, mode),
@@ -278,8 +282,6 @@ pub fn run_cell(
         &opts,
     )
     .with_context(|| format!("training cell {} ({})", cell.id, cell.method))?;
-    // The optimiser checkpoint only serves an interrupted training run; the cell is past that.
-    let _ = std::fs::remove_dir_all(dir.join("train").join("checkpoint"));
     let train_seconds = start.elapsed().as_secs_f64();
 
     let eval_start = Instant::now();
@@ -341,6 +343,8 @@ pub fn run_cell(
         versions: versions(),
     };
     schema::write_record(&result, &record)?;
+    // The optimiser checkpoint only serves an interrupted attempt; the cell is finished.
+    let _ = std::fs::remove_dir_all(&checkpoint);
     Ok(CellRun::Trained)
 }
 

@@ -324,8 +324,12 @@ pub struct Cell {
     pub grids: Vec<String>,
 }
 
-/// What a cell's result depends on besides its training config: hashed into its id.
+/// What a cell's result depends on: hashed into its id. How often training writes a checkpoint
+/// does not change the result (resume is exact), so it is left out: a preset may checkpoint every
+/// step without renaming its cells.
 fn cell_key(preset: &Preset, method: &str, style: Style, cfg: &TrainConfig) -> serde_json::Value {
+    let mut cfg = cfg.clone();
+    cfg.training.checkpoint_every = 0;
     serde_json::json!({
         "model": preset.model,
         "model_seed": preset.model_seed,

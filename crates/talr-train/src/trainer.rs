@@ -50,7 +50,7 @@ pub struct RunOptions {
     pub progress: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct StepMetrics {
     pub step: usize,
     pub epoch: usize,
@@ -168,10 +168,10 @@ pub fn train(
     let mut opt = AdamW::new(t, params)?;
     let start = resume::restore(out, params, &mut opt, &config_json, &device)?;
     let metrics_path = out.join("metrics.jsonl");
-    let mut metrics_file = reopen_metrics(&metrics_path, start)?;
+    // A resumed run's outcome covers every step, the earlier invocations' included.
+    let (mut metrics_file, mut metrics) = reopen_metrics(&metrics_path, start)?;
 
     let bar = progress_bar(opts.progress, total_steps, start);
-    let mut metrics = Vec::new();
     let end = opts
         .stop_after
         .map_or(total_steps, |n| (start + n).min(total_steps));
@@ -363,27 +363,33 @@ fn progress_bar(show: bool, total: usize, start: usize) -> indicatif::ProgressBa
 
 /// Keeps the metric lines of steps <= `resumed_step` (a crash may have logged steps after the
 /// last checkpoint) and opens the file for appending.
-fn reopen_metrics(path: &Path, resumed_step: usize) -> Result<std::fs::File> {
-    let kept: Vec<String> = if path.is_file() && resumed_step > 0 {
+/// Keeps the metrics of the steps up to `resumed_step` (a crash may have logged steps after the
+/// checkpoint) and returns the file to append to, with those steps.
+fn reopen_metrics(path: &Path, resumed_step: usize) -> Result<(std::fs::File, Vec<StepMetrics>)> {
+    let kept: Vec<StepMetrics> = if path.is_file() && resumed_step > 0 {
         std::fs::read_to_string(path)?
             .lines()
-            .filter(|l| {
-                serde_json::from_str::<serde_json::Value>(l)
-                    .ok()
-                    .and_then(|v| v["step"].as_u64())
-                    .is_some_and(|s| s as usize <= resumed_step)
-            })
-            .map(String::from)
+            .filter_map(|l| serde_json::from_str::<StepMetrics>(l).ok())
+            .filter(|m| m.step <= resumed_step)
             .collect()
     } else {
         Vec::new()
     };
-    let mut text = kept.join("\n");
-    if !text.is_empty() {
+    if kept.len() != resumed_step {
+        bail!(
+            "{}: has {} of the {resumed_step} steps the checkpoint has trained; remove the run's \
+             directory to train it again",
+            path.display(),
+            kept.len()
+        );
+    }
+    let mut text = String::new();
+    for m in &kept {
+        text.push_str(&serde_json::to_string(m)?);
         text.push('\n');
     }
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
-    Ok(std::fs::OpenOptions::new().append(true).open(path)?)
+    Ok((std::fs::OpenOptions::new().append(true).open(path)?, kept))
 }
 
 fn average(diags: &[WeightDiagnostics]) -> WeightDiagnostics {
