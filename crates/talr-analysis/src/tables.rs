@@ -212,8 +212,8 @@ fn styles(rows: &[Row]) -> Vec<String> {
 }
 
 /// "method (lr X)", with the seed count where a row averages several; a method trained at its own
-/// rate says so ("lora (lr 3e-3 = 10 × 3e-4)"), so no row reads as trained at the table's rate. Rows of one table can
-/// differ in how many seeds have finished, and so can the styles of one row; then each style's
+/// rate says so ("lora (lr 3e-3 = 10 × 3e-4)"), so no row reads as trained at the table's rate.
+/// Rows of one table can differ in how many seeds have finished, and so can the styles of one row; then each style's
 /// count is named, so a single CoT run is not read as a three-seed mean.
 fn label(r: &Row) -> String {
     let Some(grid_lr) = r.learning_rate else {
@@ -349,7 +349,19 @@ fn benchmarks_markdown(rows: &[Row], styles: &[String]) -> String {
     if columns.is_empty() {
         return String::new();
     }
-    let mut out = String::from("\nEach general benchmark's headline metric (IFEval: prompt-level strict accuracy; GSM8K: flexible exact match; HumanEval: pass@1), mean over seeds [range].\n\n| method |");
+    // The metric names come from the task registry, which also makes the general average of them.
+    let tasks: BTreeSet<&String> = columns.iter().map(|&(_, t)| t).collect();
+    let metrics: Vec<String> = tasks
+        .into_iter()
+        .map(|t| {
+            let metric = talr_evals::registry::headline_metric(t).unwrap_or("accuracy");
+            format!("{t}: {metric}")
+        })
+        .collect();
+    let mut out = format!(
+        "\nEach general benchmark's headline metric ({}), mean over seeds [range].\n\n| method |",
+        metrics.join("; ")
+    );
     for (s, t) in &columns {
         let _ = write!(out, " {s} {t} |");
     }

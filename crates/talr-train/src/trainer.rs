@@ -361,8 +361,6 @@ fn progress_bar(show: bool, total: usize, start: usize) -> indicatif::ProgressBa
     bar
 }
 
-/// Keeps the metric lines of steps <= `resumed_step` (a crash may have logged steps after the
-/// last checkpoint) and opens the file for appending.
 /// Keeps the metrics of the steps up to `resumed_step` (a crash may have logged steps after the
 /// checkpoint) and returns the file to append to, with those steps.
 fn reopen_metrics(path: &Path, resumed_step: usize) -> Result<(std::fs::File, Vec<StepMetrics>)> {
