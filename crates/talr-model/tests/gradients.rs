@@ -130,3 +130,53 @@ fn checkpointed_blocks_give_the_same_gradients() {
         }
     }
 }
+
+/// Rows of very different lengths go through separate forward passes; each row's NLL, and the
+/// gradient of the batch's loss, are what the rows give one at a time.
+#[test]
+fn a_rows_nll_and_gradient_do_not_depend_on_its_batchmates() {
+    let (model, _) = tiny(false, DType::F32, 0.1, Trainability::Trainable);
+    let bytes = |s: &str| s.bytes().map(|b| b as u32).collect::<Vec<u32>>();
+    // Longest first, so the passes (shortest first) must be put back in row order.
+    let rows = vec![
+        (
+            bytes("A much longer prompt, padded a lot in a shared pass:"),
+            bytes(" yes"),
+        ),
+        (bytes("Hi"), bytes(" there")),
+        (bytes("Q: 2+2?"), bytes(" A: 4")),
+    ];
+    let batch = response_nll(&model.decoder, &rows, model.tokenizer.pad_id, 4).unwrap();
+    assert_eq!(batch.offsets, vec![0, 4, 10, 15]);
+    let mut alone = Vec::new();
+    let mut summed: Option<candle_core::backprop::GradStore> = None;
+    for row in &rows {
+        let nll = response_nll(&model.decoder, std::slice::from_ref(row), 0, 4)
+            .unwrap()
+            .nll;
+        alone.extend(nll.to_vec1::<f32>().unwrap());
+        let g = nll.sum_all().unwrap().backward().unwrap();
+        summed = Some(match summed {
+            None => g,
+            Some(mut acc) => {
+                for (_, var) in &model.vars {
+                    let t = var.as_tensor();
+                    let sum = (acc.get(t).unwrap() + g.get(t).unwrap()).unwrap();
+                    acc.insert(t, sum);
+                }
+                acc
+            }
+        });
+    }
+    let together = batch.nll.to_vec1::<f32>().unwrap();
+    for (a, b) in together.iter().zip(&alone) {
+        assert!((a - b).abs() < 1e-5, "batched {a} vs alone {b}");
+    }
+    let grads = batch.nll.sum_all().unwrap().backward().unwrap();
+    let summed = summed.unwrap();
+    for (name, var) in &model.vars {
+        let t = var.as_tensor();
+        let diff = common::max_abs_diff(grads.get(t).unwrap(), summed.get(t).unwrap());
+        assert!(diff < 1e-4, "{name}: gradients differ by {diff}");
+    }
+}
