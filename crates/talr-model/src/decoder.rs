@@ -46,9 +46,9 @@ impl Linear {
         let mut y = if flat.dim(0)? <= SMALL_BATCH_ROWS {
             // Few rows (decoding): W·xᵀ lets gemm stream the weight without repacking it, 1.3–5×
             // faster than x·Wᵀ at 32 rows on SmolLM2's shapes.
-            self.weight.matmul(&flat.t()?)?.t()?
+            ops::matmul(&self.weight, &flat.t()?)?.t()?
         } else {
-            flat.matmul(&self.weight.t()?)?
+            ops::matmul(&flat, &self.weight.t()?)?
         };
         if let Some(b) = &self.bias {
             y = y.broadcast_add(b)?;
@@ -533,9 +533,11 @@ impl Decoder {
         let d = *dims.last().unwrap();
         let flat = hidden.reshape(((), d))?;
         let out = if flat.dim(0)? <= SMALL_BATCH_ROWS {
-            self.output_weight().matmul(&flat.t()?)?.t()?.contiguous()?
+            ops::matmul(self.output_weight(), &flat.t()?)?
+                .t()?
+                .contiguous()?
         } else {
-            flat.matmul(&self.output_weight().t()?)?
+            ops::matmul(&flat, &self.output_weight().t()?)?
         };
         let mut out_dims = dims;
         *out_dims.last_mut().unwrap() = self.config.vocab_size;

@@ -42,7 +42,10 @@ impl DeviceSpec {
     /// is an error that says which; `auto` falls back to the CPU instead.
     pub fn open(self) -> Result<Device> {
         match self {
-            Self::Cpu => Ok(Device::Cpu),
+            Self::Cpu => {
+                crate::ops::blas::init()?;
+                Ok(Device::Cpu)
+            }
             Self::Cuda(ordinal) => {
                 if !candle_core::utils::cuda_is_available() {
                     bail!("this build has no CUDA support; rebuild with `--features cuda` (needs the CUDA toolkit), or use --device cpu");
@@ -55,17 +58,22 @@ impl DeviceSpec {
                         return Ok(device);
                     }
                 }
+                crate::ops::blas::init()?;
                 Ok(Device::Cpu)
             }
         }
     }
 }
 
-/// `cpu` or `cuda:N`: how result files record where a run ran (results from different devices
-/// differ in the last bits, so a comparison should know).
+/// `cpu` (with the BLAS its products ran on) or `cuda:N`: how result files record where a run
+/// ran (results from different devices or kernels differ in the last bits, so a comparison
+/// should know).
 pub fn device_name(device: &Device) -> String {
     match device.location() {
-        DeviceLocation::Cpu => "cpu".into(),
+        DeviceLocation::Cpu => match crate::ops::blas::active() {
+            Some(blas) => format!("cpu ({blas})"),
+            None => "cpu".into(),
+        },
         DeviceLocation::Cuda { gpu_id } => format!("cuda:{gpu_id}"),
         DeviceLocation::Metal { gpu_id } => format!("metal:{gpu_id}"),
     }
@@ -90,7 +98,9 @@ mod tests {
     #[test]
     fn a_cpu_build_refuses_cuda_and_auto_falls_back_to_the_cpu() {
         assert!(DeviceSpec::Auto.open().is_ok());
-        assert_eq!(device_name(&DeviceSpec::Cpu.open().unwrap()), "cpu");
+        let name = device_name(&DeviceSpec::Cpu.open().unwrap());
+        // "cpu", or "cpu (OpenBLAS …)" when the library was found.
+        assert!(name == "cpu" || name.starts_with("cpu (OpenBLAS "), "{name}");
         if !candle_core::utils::cuda_is_available() {
             assert!(DeviceSpec::Auto.open().unwrap().is_cpu());
             let err = DeviceSpec::Cuda(0).open().unwrap_err().to_string();

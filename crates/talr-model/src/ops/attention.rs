@@ -1,6 +1,6 @@
 //! Grouped-query attention as one differentiable op.
 
-use super::use_cpu_kernel;
+use super::{matmul, use_cpu_kernel};
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, D};
 
 // ---------------------------------------------------------------------------------------------
@@ -63,7 +63,7 @@ impl AttentionOp {
         let (kvh, s) = (self.k.dim(1)?, self.k.dim(2)?);
         let n_rep = h / kvh;
         let q = self.q.reshape((b, kvh, n_rep * t, d))?;
-        let scores = (q.matmul(&self.k.t()?)? * self.scale)?
+        let scores = (matmul(&q, &self.k.t()?)? * self.scale)?
             .reshape((b, kvh, n_rep, t, s))?
             .broadcast_add(&self.mask)?;
         let probs = candle_nn::ops::softmax_last_dim(&scores)?.reshape((b, kvh, n_rep * t, s))?;
@@ -86,7 +86,7 @@ impl CustomOp3 for AttentionOp {
         _: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (probs, _) = self.probs()?;
-        let out = probs.matmul(&self.v)?;
+        let out = matmul(&probs, &self.v)?;
         let values = out.flatten_all()?.to_vec1::<f32>()?;
         Ok((CpuStorage::F32(values), l1.shape().clone()))
     }
@@ -101,12 +101,12 @@ impl CustomOp3 for AttentionOp {
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (probs, q) = self.probs()?;
         let g = grad.contiguous()?.reshape(q.shape())?;
-        let dv = probs.t()?.matmul(&g)?;
-        let dp = g.matmul(&self.v.t()?)?;
+        let dv = matmul(&probs.t()?, &g)?;
+        let dp = matmul(&g, &self.v.t()?)?;
         let dot = dp.mul(&probs)?.sum_keepdim(D::Minus1)?;
         let ds = (dp.broadcast_sub(&dot)?.mul(&probs)? * self.scale)?;
-        let dq = ds.matmul(&self.k)?.reshape(self.q.shape())?;
-        let dk = ds.t()?.matmul(&q)?;
+        let dq = matmul(&ds, &self.k)?.reshape(self.q.shape())?;
+        let dk = matmul(&ds.t()?, &q)?;
         Ok((Some(dq), Some(dk), Some(dv)))
     }
 }

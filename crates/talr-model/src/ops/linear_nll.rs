@@ -1,5 +1,6 @@
 //! The output projection fused with the token negative log-likelihood.
 
+use super::matmul;
 use candle_core::{bail, CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor, D};
 
 // ---------------------------------------------------------------------------------------------
@@ -59,7 +60,7 @@ impl LinearNllOp {
         let mut lse = Vec::with_capacity(n.div_ceil(self.chunk));
         for start in (0..n).step_by(self.chunk) {
             let len = self.chunk.min(n - start);
-            let logits = self.h.narrow(0, start, len)?.matmul(&wt)?;
+            let logits = matmul(&self.h.narrow(0, start, len)?, &wt)?;
             let t = self.targets.narrow(0, start, len)?;
             let picked = logits.gather(&t.unsqueeze(1)?, 1)?.squeeze(1)?;
             let chunk_lse = logsumexp_rows(&logits)?;
@@ -121,13 +122,12 @@ impl CustomOp3 for LinearNllOp {
         for v0 in (0..vocab).step_by(VOCAB_BLOCK) {
             let len = VOCAB_BLOCK.min(vocab - v0);
             let wb = w.narrow(0, v0, len)?;
-            let probs = h
-                .matmul(&wb.t()?)?
+            let probs = matmul(h, &wb.t()?)?
                 .broadcast_sub(&lse.unsqueeze(1)?)?
                 .exp()?;
             let g = probs.broadcast_mul(&c)?;
-            dh = (dh + g.matmul(&wb)?)?;
-            dw_blocks.push(g.t()?.matmul(h)?);
+            dh = (dh + matmul(&g, &wb)?)?;
+            dw_blocks.push(matmul(&g.t()?, h)?);
         }
         // The one-hot part: −c_i at (i, target_i).
         let dh = dh.sub(&w.index_select(&self.targets, 0)?.broadcast_mul(&c)?)?;

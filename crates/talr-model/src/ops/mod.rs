@@ -24,12 +24,14 @@ fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> R
 }
 
 mod attention;
+pub mod blas;
 mod elementwise;
 mod linear_nll;
 #[cfg(test)]
 mod tests;
 
 pub use attention::{attention, attention_composite};
+pub use blas::matmul;
 pub use elementwise::{
     rms_norm, rms_norm_composite, rope, rope_composite, silu_mul, softmax_last_dim,
 };
