@@ -100,7 +100,10 @@ mod tests {
         assert!(DeviceSpec::Auto.open().is_ok());
         let name = device_name(&DeviceSpec::Cpu.open().unwrap());
         // "cpu", or "cpu (OpenBLAS …)" when the library was found.
-        assert!(name == "cpu" || name.starts_with("cpu (OpenBLAS "), "{name}");
+        assert!(
+            name == "cpu" || name.starts_with("cpu (OpenBLAS "),
+            "{name}"
+        );
         if !candle_core::utils::cuda_is_available() {
             assert!(DeviceSpec::Auto.open().unwrap().is_cpu());
             let err = DeviceSpec::Cuda(0).open().unwrap_err().to_string();
