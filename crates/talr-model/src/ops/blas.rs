@@ -282,14 +282,11 @@ impl CustomOp2 for BlasMatmul {
         };
         let (oa, ob) = (view(l1)?, view(l2)?);
         let mut c = vec![0f32; batch * m * n];
-        if m * n > 0 {
-            for i in 0..batch {
+        // An empty product (k = 0) is the zeros `c` starts as.
+        if m * n * k > 0 {
+            for (i, out) in c.chunks_exact_mut(m * n).enumerate() {
                 let a = &a[l1.start_offset() + i * oa.batch_stride..];
                 let b = &b[l2.start_offset() + i * ob.batch_stride..];
-                let out = &mut c[i * m * n..(i + 1) * m * n];
-                if k == 0 {
-                    continue;
-                }
                 blas.gemm(
                     oa.transposed,
                     ob.transposed,
