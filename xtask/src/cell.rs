@@ -273,15 +273,29 @@ pub fn run_cell(
         let _ = std::fs::remove_dir_all(dir.join("eval"));
     }
     let merged = dir.join("merged");
-    let tuned = talr_train::run(
-        |mode| load_model(preset, device, mode),
-        cfg,
-        &examples,
-        &dir.join("train"),
-        Some(&merged),
-        &opts,
-    )
-    .with_context(|| format!("training cell {} ({})", cell.id, cell.method))?;
+    let shared = cell
+        .training_shared
+        .then(|| results.finetuned_dir(&cell.training));
+    let trained = match shared.as_deref().filter(|d| d.join(TRAINED_BY).is_file()) {
+        Some(store) => merge_stored(preset, device, cfg, store, &dir.join("train"), &merged)
+            .with_context(|| {
+                format!(
+                    "cell {} ({}) from {}",
+                    cell.id,
+                    cell.method,
+                    store.display()
+                )
+            })?,
+        None => train_and_export(
+            preset,
+            device,
+            cell,
+            &examples,
+            &dir,
+            shared.as_deref(),
+            &opts,
+        )?,
+    };
     let train_seconds = start.elapsed().as_secs_f64();
 
     let eval_start = Instant::now();
@@ -301,7 +315,7 @@ pub fn run_cell(
     drop(model);
     let _ = std::fs::remove_dir_all(&merged);
 
-    let steps = &tuned.outcome.metrics;
+    let steps = &trained.metrics;
     let mean = |f: &dyn Fn(&talr_train::StepMetrics) -> Option<f64>| {
         let v: Vec<f64> = steps.iter().filter_map(f).collect();
         (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
@@ -316,7 +330,7 @@ pub fn run_cell(
         seed: Some(cell.seed),
         config: Some(serde_json::to_value(cfg)?),
         training: Some(TrainingSummary {
-            steps: tuned.outcome.steps_done,
+            steps: steps.len(),
             examples: examples.len(),
             first_mean_nll: steps.first().map(|m| m.mean_nll),
             last_mean_nll: steps.last().map(|m| m.mean_nll),
@@ -332,6 +346,7 @@ pub fn run_cell(
                     .collect(),
             ),
             update_norm: Some(steps.iter().map(|m| m.update_norm).collect()),
+            weights_from: trained.weights_from,
         }),
         metrics,
         token_probability_histogram: None,
@@ -346,6 +361,93 @@ pub fn run_cell(
     // The optimiser checkpoint only serves an interrupted attempt; the cell is finished.
     let _ = std::fs::remove_dir_all(&checkpoint);
     Ok(CellRun::Trained)
+}
+
+/// A stored training's marker file: the cell that trained it, written last.
+const TRAINED_BY: &str = "trained_by.json";
+
+/// The fine-tuned weights a cell evaluates (in its `merged/`) and how training went.
+struct Trained {
+    metrics: Vec<talr_train::StepMetrics>,
+    /// The cell whose training this cell reused, when it did.
+    weights_from: Option<String>,
+}
+
+/// Trains the cell and exports its model; with `store`, also keeps the fine-tuned weights (and
+/// the training metrics) there for the cells that train identically.
+fn train_and_export(
+    preset: &Preset,
+    device: &Device,
+    cell: &Cell,
+    examples: &[ChatExample],
+    dir: &Path,
+    store: Option<&Path>,
+    opts: &RunOptions,
+) -> Result<Trained> {
+    let staging = store.map(|s| s.with_extension(format!("tmp{}", std::process::id())));
+    let tuned = talr_train::run(
+        |mode| load_model(preset, device, mode),
+        &cell.config,
+        examples,
+        &dir.join("train"),
+        talr_train::Exports {
+            merged: Some(&dir.join("merged")),
+            finetuned: staging.as_deref(),
+        },
+        opts,
+    )
+    .with_context(|| format!("training cell {} ({})", cell.id, cell.method))?;
+    if let (Some(store), Some(staging)) = (store, &staging) {
+        std::fs::copy(
+            dir.join("train").join("metrics.jsonl"),
+            staging.join("metrics.jsonl"),
+        )?;
+        std::fs::write(
+            staging.join(TRAINED_BY),
+            serde_json::to_string_pretty(&serde_json::json!({ "cell": cell.id }))?,
+        )?;
+        // Another process may have stored the same training meanwhile; either copy serves.
+        if std::fs::rename(staging, store).is_err() {
+            let _ = std::fs::remove_dir_all(staging);
+        }
+    }
+    Ok(Trained {
+        metrics: tuned.outcome.metrics,
+        weights_from: None,
+    })
+}
+
+/// Exports the cell's model from fine-tuned weights another cell trained (`store`) by applying
+/// this cell's merge, and copies that training's metrics to `train_dir`.
+fn merge_stored(
+    preset: &Preset,
+    device: &Device,
+    cfg: &talr_train::TrainConfig,
+    store: &Path,
+    train_dir: &Path,
+    merged: &Path,
+) -> Result<Trained> {
+    let trained_by: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(store.join(TRAINED_BY))?)?;
+    let donor = trained_by["cell"]
+        .as_str()
+        .with_context(|| format!("{}: no `cell`", store.join(TRAINED_BY).display()))?
+        .to_string();
+    let initial = load_model(preset, device, Trainability::Frozen)?
+        .decoder
+        .named_weights(|w, _| Ok(w.clone()))?;
+    let finetuned = LoadedModel::load(
+        &ModelSource::Dir(store.to_path_buf()),
+        device,
+        Trainability::Frozen,
+    )?;
+    talr_train::export_merged(&finetuned, &initial, cfg, merged)?;
+    std::fs::create_dir_all(train_dir)?;
+    std::fs::copy(store.join("metrics.jsonl"), train_dir.join("metrics.jsonl"))?;
+    Ok(Trained {
+        metrics: talr_train::read_metrics(&train_dir.join("metrics.jsonl"))?,
+        weights_from: Some(donor),
+    })
 }
 
 #[cfg(test)]
@@ -370,6 +472,61 @@ mod tests {
             // Not a git checkout (a source tarball): say so rather than guess.
             _ => assert_eq!(v.git, "unknown"),
         }
+    }
+
+    /// Runs the base model and `cells` of the smoke preset, in order, into a new results dir.
+    fn run_smoke(cells: &[&Cell]) -> (tempfile::TempDir, ResultsDir) {
+        let preset = crate::spec::load_preset("smoke").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let results = ResultsDir::new(dir.path());
+        run_base(&preset, &results, Style::LabelOnly, &Device::Cpu, false).unwrap();
+        for cell in cells {
+            run_cell(&preset, &results, cell, &Device::Cpu, false).unwrap();
+        }
+        (dir, results)
+    }
+
+    #[test]
+    fn wise_ft_merges_the_weights_sft_trained_and_scores_as_if_it_had_trained_them() {
+        let preset = crate::spec::load_preset("smoke").unwrap();
+        let mut cells = crate::spec::smoke_table2_cells();
+        crate::spec::mark_shared_training(&preset, &[0], &mut cells).unwrap();
+        let label_only = |method: &str| {
+            cells
+                .iter()
+                .find(|c| c.method == method && c.style == Style::LabelOnly)
+                .unwrap()
+                .clone()
+        };
+        let (sft, wise_ft) = (label_only("sft"), label_only("wise_ft"));
+        assert!(sft.training_shared && wise_ft.training_shared);
+        let (_shared_dir, shared) = run_smoke(&[&sft, &wise_ft]);
+        let reused = schema::read_record(&shared.cell_result(&wise_ft.id)).unwrap();
+
+        let mut alone = wise_ft.clone();
+        alone.training_shared = false;
+        let (_alone_dir, trained_alone) = run_smoke(&[&alone]);
+        let trained = schema::read_record(&trained_alone.cell_result(&wise_ft.id)).unwrap();
+
+        let (reused_training, trained_training) =
+            (reused.training.unwrap(), trained.training.unwrap());
+        assert_eq!(
+            reused_training.weights_from.as_deref(),
+            Some(sft.id.as_str())
+        );
+        assert_eq!(trained_training.weights_from, None);
+        assert_eq!(
+            TrainingSummary {
+                weights_from: None,
+                ..reused_training
+            },
+            trained_training
+        );
+        assert_eq!(reused.metrics, trained.metrics);
+        assert!(
+            !trained_alone.finetuned_dir(&wise_ft.training).exists(),
+            "a training no other cell shares is not kept"
+        );
     }
 
     #[test]

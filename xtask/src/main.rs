@@ -225,6 +225,7 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<PathBuf> {
         .clone()
         .unwrap_or_else(|| repo_root().join("results").join(&preset.name));
     let mut cells = spec::expand(&preset, &grids, &preset.seeds)?;
+    spec::mark_shared_training(&preset, &preset.seeds, &mut cells)?;
     if let Some(shard) = &args.shard {
         let (i, n) = parse_shard(shard)?;
         cells = cells

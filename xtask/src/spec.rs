@@ -5,7 +5,7 @@
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use talr_evals::{Domain, Style};
 use talr_train::TrainConfig;
@@ -34,6 +34,10 @@ pub struct Preset {
     /// Per-method learning-rate multipliers (LoRA trains at a larger rate than full fine-tuning).
     #[serde(default)]
     pub lr_scale: BTreeMap<String, f64>,
+    /// Per-method replacements for keys of the method file's `method` section, for settings
+    /// whose right size depends on the model and data (L2-to-init's lambda).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub method_overrides: BTreeMap<String, serde_yaml::Mapping>,
     pub seeds: Vec<u64>,
     pub styles: Vec<Style>,
 }
@@ -236,6 +240,18 @@ pub fn load_preset(name: &str) -> Result<Preset> {
         .domain
         .check()
         .with_context(|| format!("{}", path.display()))?;
+    let methods = names_in(&experiments_dir().join("methods"));
+    if let Some(unknown) = preset
+        .method_overrides
+        .keys()
+        .find(|m| !methods.contains(m))
+    {
+        bail!(
+            "{}: method_overrides: no method {unknown:?} (experiments/methods has: {})",
+            path.display(),
+            methods.join(", ")
+        );
+    }
     Ok(preset)
 }
 
@@ -294,9 +310,18 @@ pub fn resolve_method(preset: &Preset, method: &str, lr: f64, seed: u64) -> Resu
         .join("methods")
         .join(format!("{method}.yaml"));
     let mut doc: serde_yaml::Value = load_yaml(&path)?;
-    let training = doc
-        .as_mapping_mut()
-        .context("a method file is a mapping")?
+    let root = doc.as_mapping_mut().context("a method file is a mapping")?;
+    if let Some(overrides) = preset.method_overrides.get(method) {
+        let section = root
+            .entry("method".into())
+            .or_insert_with(|| serde_yaml::Value::Mapping(Default::default()))
+            .as_mapping_mut()
+            .with_context(|| format!("{}: `method` must be a mapping", path.display()))?;
+        for (k, v) in overrides {
+            section.insert(k.clone(), v.clone());
+        }
+    }
+    let training = root
         .entry("training".into())
         .or_insert_with(|| serde_yaml::Value::Mapping(Default::default()));
     let training = training
@@ -308,7 +333,15 @@ pub fn resolve_method(preset: &Preset, method: &str, lr: f64, seed: u64) -> Resu
     let scale = preset.lr_scale.get(method).copied().unwrap_or(1.0);
     training.insert("learning_rate".into(), (lr * scale).into());
     training.insert("seed".into(), seed.into());
-    TrainConfig::from_yaml(&serde_yaml::to_string(&doc)?, &path.display().to_string())
+    let origin = match preset.method_overrides.contains_key(method) {
+        true => format!(
+            "{} with preset {}'s method_overrides.{method}",
+            path.display(),
+            preset.name
+        ),
+        false => path.display().to_string(),
+    };
+    TrainConfig::from_yaml(&serde_yaml::to_string(&doc)?, &origin)
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -322,6 +355,12 @@ pub struct Cell {
     pub config: TrainConfig,
     /// Grids that contain this cell (a cell shared by two grids runs once).
     pub grids: Vec<String>,
+    /// Names the fine-tuned weights: cells with one training key train identically (see
+    /// [`training_key`]).
+    pub training: String,
+    /// Whether another cell of the preset's grids has this training key, so the weights this
+    /// cell trains are kept for it (set by [`mark_shared_training`]).
+    pub training_shared: bool,
 }
 
 /// What a cell's result depends on: hashed into its id. How often training writes a checkpoint
@@ -337,6 +376,22 @@ fn cell_key(preset: &Preset, method: &str, style: Style, cfg: &TrainConfig) -> s
         "general": preset.general,
         "generation": preset.generation,
         "method": method,
+        "style": style,
+        "config": cfg,
+    })
+}
+
+/// What a cell's fine-tuned weights depend on: its key without the method's name, the benchmarks,
+/// decoding, or the WiSE-FT merge that follows training. SFT and WiSE-FT at every alpha, at one
+/// rate, target style and seed, share one.
+fn training_key(preset: &Preset, style: Style, cfg: &TrainConfig) -> serde_json::Value {
+    let mut cfg = cfg.clone();
+    cfg.training.checkpoint_every = 0;
+    cfg.method.merge = talr_train::config::Merge::None;
+    serde_json::json!({
+        "model": preset.model,
+        "model_seed": preset.model_seed,
+        "domain": preset.domain,
         "style": style,
         "config": cfg,
     })
@@ -366,6 +421,7 @@ pub fn expand(preset: &Preset, grids: &[Grid], seeds: &[u64]) -> Result<Vec<Cell
                         let config = resolve_method(preset, method, lr, seed)
                             .with_context(|| format!("grid {}: method {method}", grid.name))?;
                         let id = hash_id(&cell_key(preset, method, style, &config));
+                        let training = hash_id(&training_key(preset, style, &config));
                         let at = match cells.iter().position(|c| c.id == id) {
                             Some(at) => at,
                             None => {
@@ -377,6 +433,8 @@ pub fn expand(preset: &Preset, grids: &[Grid], seeds: &[u64]) -> Result<Vec<Cell
                                     seed,
                                     config,
                                     grids: Vec::new(),
+                                    training,
+                                    training_shared: false,
                                 });
                                 cells.len() - 1
                             }
@@ -410,6 +468,26 @@ pub fn grid_membership(preset: &Preset, seeds: &[u64]) -> Result<BTreeMap<String
         .collect())
 }
 
+/// Marks the cells whose training key another cell of the preset has, in any grid, either
+/// target style and these seeds: their fine-tuned weights are kept so that only one trains.
+pub fn mark_shared_training(preset: &Preset, seeds: &[u64], cells: &mut [Cell]) -> Result<()> {
+    let mut every_style = preset.clone();
+    every_style.styles = vec![Style::LabelOnly, Style::Cot];
+    let mut count: BTreeMap<String, usize> = BTreeMap::new();
+    for cell in expand(&every_style, &grids_of(preset)?, seeds)? {
+        *count.entry(cell.training).or_default() += 1;
+    }
+    let shared: BTreeSet<&String> = count
+        .iter()
+        .filter(|(_, &n)| n > 1)
+        .map(|(k, _)| k)
+        .collect();
+    for cell in cells {
+        cell.training_shared = shared.contains(&cell.training);
+    }
+    Ok(())
+}
+
 /// The smoke preset's table2 cells at seed 0: real cells for the runner's unit tests.
 #[cfg(test)]
 pub fn smoke_table2_cells() -> Vec<Cell> {
@@ -418,97 +496,4 @@ pub fn smoke_table2_cells() -> Vec<Cell> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cells_run_seed_by_seed_main_style_first_and_shared_cells_once() {
-        let preset = load_preset("smoke").unwrap();
-        let grids = [load_grid("table2").unwrap(), load_grid("lr_sweep").unwrap()];
-        let cells = expand(&preset, &grids, &[0, 1]).unwrap();
-        // table2: 7 methods; lr_sweep: 3 SFT rates, one of which is table2's SFT cell.
-        let per_style_and_seed = 7 + 2;
-        assert_eq!(cells.len(), per_style_and_seed * 2 * 2);
-        let keys: Vec<(u64, Style)> = cells.iter().map(|c| (c.seed, c.style)).collect();
-        let first = preset.styles[0];
-        assert!(keys[..per_style_and_seed].iter().all(|&k| k == (0, first)));
-        assert!(keys[per_style_and_seed..2 * per_style_and_seed]
-            .iter()
-            .all(|&k| k == (0, preset.styles[1])));
-        assert!(keys[2 * per_style_and_seed..]
-            .iter()
-            .all(|&(seed, _)| seed == 1));
-        let shared: Vec<&Cell> = cells
-            .iter()
-            .filter(|c| c.method == "sft" && c.learning_rate == preset.learning_rates.large)
-            .collect();
-        assert_eq!(shared.len(), 4);
-        assert!(shared.iter().all(|c| c.grids == ["table2", "lr_sweep"]));
-        let mut ids: Vec<&str> = cells.iter().map(|c| c.id.as_str()).collect();
-        ids.sort();
-        ids.dedup();
-        assert_eq!(ids.len(), cells.len());
-        assert_eq!(cells[0].method, "sft", "methods keep the grid's order");
-    }
-
-    #[test]
-    fn tables_count_a_cell_in_every_grid_it_belongs_to_now() {
-        let mut preset = load_preset("smoke").unwrap();
-        // Run for the sweep alone, the SFT cell at the large rate is still table2's SFT cell.
-        let sweep_only = expand(&preset, &[load_grid("lr_sweep").unwrap()], &[0]).unwrap();
-        let at_large = sweep_only
-            .iter()
-            .find(|c| c.learning_rate == preset.learning_rates.large)
-            .unwrap();
-        assert_eq!(at_large.grids, ["lr_sweep"]);
-        let membership = grid_membership(&preset, &[0]).unwrap();
-        assert!(["lr_sweep", "table2"]
-            .iter()
-            .all(|g| membership[&at_large.id].iter().any(|m| m == g)));
-        // Once the preset's rates move, a cell of the old rate belongs to no grid.
-        preset.learning_rates.large *= 3.0;
-        preset.learning_rates.sweep = vec![preset.learning_rates.large];
-        let moved = grid_membership(&preset, &[0]).unwrap();
-        assert!(!moved.contains_key(&at_large.id));
-        // Grids limited to other presets contribute nothing.
-        assert!(moved.values().flatten().all(|g| g != "methods_at_1e_4"));
-    }
-
-    #[test]
-    fn a_preset_extends_another_field_by_field() {
-        let qwen3 = load_preset("paper-qwen3").unwrap();
-        let paper = load_preset("paper").unwrap();
-        assert_eq!(qwen3.name, "paper-qwen3");
-        assert_eq!(qwen3.model, "Qwen/Qwen3-4B");
-        assert_eq!(qwen3.seeds, paper.seeds);
-        assert_eq!(qwen3.learning_rates.large, paper.learning_rates.large);
-
-        let dir = tempfile::tempdir().unwrap();
-        let write = |name: &str, text: &str| {
-            std::fs::write(dir.path().join(format!("{name}.yaml")), text).unwrap()
-        };
-        write("a", "extends: b\nmodel: x\n");
-        write("b", "extends: a\n");
-        let err = preset_fields(dir.path(), "a", &mut Vec::new()).unwrap_err();
-        assert!(err.to_string().contains("cycle: a -> b -> a"), "{err}");
-        write("c", "extends: nowhere\n");
-        let err = preset_fields(dir.path(), "c", &mut Vec::new()).unwrap_err();
-        assert!(
-            err.to_string().starts_with("c.yaml: extends: nowhere: no "),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn a_grid_rate_is_named_or_a_number() {
-        let parse = |y: &str| serde_yaml::from_str::<LrChoice>(y);
-        assert_eq!(parse("large").unwrap(), LrChoice::Large);
-        assert_eq!(parse("1.0e-4").unwrap(), LrChoice::Fixed(1e-4));
-        let err = parse("huge").unwrap_err().to_string();
-        assert!(
-            err.contains("learning_rate") && err.contains("huge"),
-            "{err}"
-        );
-        assert!(parse("-1.0").is_err());
-    }
-}
+mod tests;

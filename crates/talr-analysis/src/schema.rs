@@ -73,6 +73,10 @@ pub struct TrainingSummary {
     pub hard_token_weight: Option<Vec<f64>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub update_norm: Option<Vec<f64>>,
+    /// The cell that trained these weights, when this cell reused its training and only merged
+    /// differently (WiSE-FT from SFT's weights); its metrics are that training's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights_from: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -121,6 +125,12 @@ impl ResultsDir {
 
     pub fn cell_dir(&self, cell_id: &str) -> PathBuf {
         self.root.join("cells").join(cell_id)
+    }
+
+    /// Fine-tuned weights kept for the cells that share a training (key from the runner), out
+    /// of version control: a model directory plus the training's metrics.
+    pub fn finetuned_dir(&self, training_key: &str) -> PathBuf {
+        self.root.join("finetuned").join(training_key)
     }
 
     pub fn cell_result(&self, cell_id: &str) -> PathBuf {

@@ -44,7 +44,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
         &cfg,
         &examples,
         &args.out,
-        export.as_deref(),
+        talr_train::Exports {
+            merged: export.as_deref(),
+            finetuned: None,
+        },
         &opts,
     )
     .with_context(|| format!("training on {}", args.data.display()))?;

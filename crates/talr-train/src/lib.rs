@@ -12,8 +12,8 @@ pub mod resume;
 pub mod trainer;
 
 pub use config::TrainConfig;
-pub use pipeline::{run, FineTuned};
+pub use pipeline::{run, Exports, FineTuned};
 pub use trainer::{
-    batch_gradients, export_merged, prepare, train, trainability, BatchGradients, RunOptions,
-    StepInputs, StepMetrics, TrainOutcome,
+    batch_gradients, export_finetuned, export_merged, prepare, read_metrics, train, trainability,
+    BatchGradients, RunOptions, StepInputs, StepMetrics, TrainOutcome,
 };

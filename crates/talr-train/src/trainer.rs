@@ -361,13 +361,22 @@ fn progress_bar(show: bool, total: usize, start: usize) -> indicatif::ProgressBa
     bar
 }
 
+/// The per-step metrics a run wrote to its `metrics.jsonl` (a line cut short by a crash is
+/// skipped).
+pub fn read_metrics(path: &Path) -> Result<Vec<StepMetrics>> {
+    Ok(std::fs::read_to_string(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .lines()
+        .filter_map(|l| serde_json::from_str::<StepMetrics>(l).ok())
+        .collect())
+}
+
 /// Keeps the metrics of the steps up to `resumed_step` (a crash may have logged steps after the
 /// checkpoint) and returns the file to append to, with those steps.
 fn reopen_metrics(path: &Path, resumed_step: usize) -> Result<(std::fs::File, Vec<StepMetrics>)> {
     let kept: Vec<StepMetrics> = if path.is_file() && resumed_step > 0 {
-        std::fs::read_to_string(path)?
-            .lines()
-            .filter_map(|l| serde_json::from_str::<StepMetrics>(l).ok())
+        read_metrics(path)?
+            .into_iter()
             .filter(|m| m.step <= resumed_step)
             .collect()
     } else {
@@ -415,22 +424,38 @@ fn average(diags: &[WeightDiagnostics]) -> WeightDiagnostics {
 }
 
 /// Full weights after training, with adapters merged and WiSE-FT applied, in a directory that
-/// `--model` loads (config.json, tokenizer files, model.safetensors).
+/// `--model` loads (config.json, tokenizer files, model.safetensors). `model` may also be a model
+/// loaded from [`export_finetuned`]'s directory: the result is the same.
 pub fn export_merged(
     model: &LoadedModel,
     initial: &BTreeMap<String, Tensor>,
     cfg: &TrainConfig,
     dir: &Path,
 ) -> Result<()> {
-    let finetuned = model
-        .decoder
-        .named_weights(|w, a| Ok(a.merged_weight(w)?))?;
+    let finetuned = finetuned_weights(model)?;
     let weights = match cfg.method.merge {
         Merge::None => finetuned,
         Merge::WiseFt { alpha } => talr_methods::wise_ft(initial, &finetuned, alpha)?,
     };
+    write_model_dir(model, &weights, dir)
+}
+
+/// The trained weights with adapters merged and no WiSE-FT, in a directory `--model` loads.
+pub fn export_finetuned(model: &LoadedModel, dir: &Path) -> Result<()> {
+    write_model_dir(model, &finetuned_weights(model)?, dir)
+}
+
+fn finetuned_weights(model: &LoadedModel) -> Result<BTreeMap<String, Tensor>> {
+    model.decoder.named_weights(|w, a| Ok(a.merged_weight(w)?))
+}
+
+fn write_model_dir(
+    model: &LoadedModel,
+    weights: &BTreeMap<String, Tensor>,
+    dir: &Path,
+) -> Result<()> {
     std::fs::create_dir_all(dir)?;
-    talr_model::weights::save_safetensors(&weights, &dir.join("model.safetensors"))?;
+    talr_model::weights::save_safetensors(weights, &dir.join("model.safetensors"))?;
     std::fs::write(dir.join("config.json"), model.decoder.config.to_hf_json()?)?;
     model
         .tokenizer

@@ -140,6 +140,45 @@ fn every_method_lowers_the_training_loss_and_exports() {
     }
 }
 
+/// WiSE-FT from the stored fine-tuned weights (how a cell reuses another cell's training) is the
+/// model the run exports directly, bit for bit, for LoRA's merged adapters too.
+#[test]
+fn merging_the_exported_finetuned_weights_matches_the_direct_export() {
+    for method in [
+        "{merge: {wise_ft: {alpha: 0.25}}}",
+        "{adapter: {lora: {rank: 4, alpha: 8}}, merge: {wise_ft: {alpha: 0.5}}}",
+    ] {
+        let cfg = config(method);
+        let out = tempfile::tempdir().unwrap();
+        let s = setup(&cfg);
+        train_setup(&s, &cfg, out.path(), None).unwrap();
+        let direct = out.path().join("direct");
+        talr_train::export_merged(&s.model, &s.initial, &cfg, &direct).unwrap();
+        let stored = out.path().join("finetuned");
+        talr_train::export_finetuned(&s.model, &stored).unwrap();
+
+        let reloaded = LoadedModel::load(
+            &ModelSource::Dir(stored),
+            &Device::Cpu,
+            Trainability::Frozen,
+        )
+        .unwrap();
+        let via_store = out.path().join("via-store");
+        talr_train::export_merged(&reloaded, &s.initial, &cfg, &via_store).unwrap();
+        let a = std::fs::read(direct.join("model.safetensors")).unwrap();
+        let b = std::fs::read(via_store.join("model.safetensors")).unwrap();
+        assert!(a == b, "{method}: the merged weights differ");
+        let untouched =
+            talr_train::export_merged(&s.model, &s.initial, &config("{}"), &out.path().join("sft"));
+        untouched.unwrap();
+        let sft = std::fs::read(out.path().join("sft/model.safetensors")).unwrap();
+        assert!(
+            sft != a,
+            "{method}: WiSE-FT must move the weights off the fine-tuned ones"
+        );
+    }
+}
+
 #[test]
 fn shipped_method_specs_parse() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments/methods");
