@@ -276,7 +276,10 @@ pub fn run_cell(
     let shared = cell
         .training_shared
         .then(|| results.finetuned_dir(&cell.training));
-    let trained = match shared.as_deref().filter(|d| d.join(TRAINED_BY).is_file()) {
+    let trained = match shared
+        .as_deref()
+        .filter(|_| training_is_stored(results, &cell.training))
+    {
         Some(store) => merge_stored(preset, device, cfg, store, &dir.join("train"), &merged)
             .with_context(|| {
                 format!(
@@ -365,6 +368,11 @@ pub fn run_cell(
 
 /// A stored training's marker file: the cell that trained it, written last.
 const TRAINED_BY: &str = "trained_by.json";
+
+/// Whether the fine-tuned weights of training `key` are kept in `results`, complete.
+pub fn training_is_stored(results: &ResultsDir, key: &str) -> bool {
+    results.finetuned_dir(key).join(TRAINED_BY).is_file()
+}
 
 /// The fine-tuned weights a cell evaluates (in its `merged/`) and how training went.
 struct Trained {

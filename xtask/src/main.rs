@@ -255,7 +255,8 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<PathBuf> {
         }
         let to_run: Vec<&spec::Cell> = cells.iter().filter(|c| !done(c)).collect();
         let finished = estimate::finished_seconds(&talr_analysis::load_results(&root)?);
-        match estimate::seconds_to_run(&to_run, &finished) {
+        let stored = |key: &str| cell::training_is_stored(&results, key);
+        match estimate::seconds_to_run(&to_run, &finished, stored) {
             Some(seconds) => println!(
                 "{} cells, {} to run; about {:.0} min at the mean time of finished cells here of the same target style: {}",
                 cells.len(),
@@ -292,7 +293,12 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<PathBuf> {
     let bar = talr_evals::runner::progress_bar(cells.len(), "cells", true);
     bar.set_position(already_done as u64);
     let finished = estimate::finished_seconds(&talr_analysis::load_results(&root)?);
-    let log = plain_log::PlainLog::new(&todo, already_done, finished, args.jobs);
+    let stored = todo
+        .iter()
+        .filter(|c| c.training_shared && cell::training_is_stored(&results, &c.training))
+        .map(|c| c.training.clone())
+        .collect();
+    let log = plain_log::PlainLog::new(&todo, already_done, finished, stored, args.jobs);
     let next = AtomicUsize::new(0);
     let errors = Mutex::new(Vec::new());
     let busy = AtomicUsize::new(0);

@@ -2,9 +2,9 @@
 //! indicatif bar draws nothing: one line as each cell starts and one as it ends, with the time
 //! left priced like `--dry-run`'s estimate and updated with the cells this run has finished.
 
-use crate::estimate;
+use crate::estimate::{self, Finished};
 use crate::spec::Cell;
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::time::Instant;
@@ -32,16 +32,20 @@ pub struct PlainLog<'a> {
 struct State<'a> {
     done: usize,
     pending: Vec<&'a Cell>,
-    finished: BTreeMap<String, Vec<f64>>,
+    finished: Finished,
+    /// Training keys whose fine-tuned weights are kept: stored before this run or trained in it.
+    stored: BTreeSet<String>,
 }
 
 impl<'a> PlainLog<'a> {
     /// `todo` are the cells this run will train, `already_done` how many of the grid's cells were
-    /// finished before it, and `finished` the train + eval seconds of finished cells by style.
+    /// finished before it, `finished` the seconds of finished cells by style, and `stored` the
+    /// training keys whose fine-tuned weights are already kept.
     pub fn new(
         todo: &[&'a Cell],
         already_done: usize,
-        finished: BTreeMap<String, Vec<f64>>,
+        finished: Finished,
+        stored: BTreeSet<String>,
         jobs: usize,
     ) -> Self {
         Self {
@@ -53,6 +57,7 @@ impl<'a> PlainLog<'a> {
                 done: already_done,
                 pending: todo.to_vec(),
                 finished,
+                stored,
             }),
         }
     }
@@ -91,11 +96,16 @@ impl<'a> PlainLog<'a> {
         let outcome = match ended {
             Ended::Trained => {
                 state.done += 1;
-                state
-                    .finished
-                    .entry(cell.style.name().to_string())
-                    .or_default()
-                    .push(seconds);
+                let style = cell.style.name().to_string();
+                let reused = cell.training_shared && state.stored.contains(&cell.training);
+                let times = match reused {
+                    true => &mut state.finished.evals,
+                    false => &mut state.finished.cells,
+                };
+                times.entry(style).or_default().push(seconds);
+                if cell.training_shared {
+                    state.stored.insert(cell.training.clone());
+                }
                 "done"
             }
             // Its time is another process's, so it does not price the cells left.
@@ -106,7 +116,8 @@ impl<'a> PlainLog<'a> {
             Ended::Busy => "skipped (another process is running it):",
             Ended::Failed => "FAILED",
         };
-        let left = match estimate::seconds_to_run(&state.pending, &state.finished) {
+        let stored = |key: &str| state.stored.contains(key);
+        let left = match estimate::seconds_to_run(&state.pending, &state.finished, stored) {
             _ if state.pending.is_empty() => String::new(),
             Some(s) => format!(
                 "; about {} left for {}",
@@ -150,6 +161,7 @@ fn clock(seconds: f64) -> String {
 mod tests {
     use super::*;
     use crate::spec::smoke_table2_cells;
+    use std::collections::BTreeMap;
 
     #[test]
     fn the_time_left_follows_the_cells_this_run_finishes() {
@@ -159,8 +171,11 @@ mod tests {
             .filter(|c| c.style.name() == "label-only")
             .take(3)
             .collect();
-        let finished = BTreeMap::from([("label-only".to_string(), vec![600.0])]);
-        let log = PlainLog::new(&label, 4, finished, 1);
+        let finished = Finished {
+            cells: BTreeMap::from([("label-only".to_string(), vec![600.0])]),
+            evals: BTreeMap::new(),
+        };
+        let log = PlainLog::new(&label, 4, finished, BTreeSet::new(), 1);
         assert!(log
             .start_line(label[0])
             .starts_with("[4/7 cells, 0s] start "));
@@ -185,11 +200,14 @@ mod tests {
     fn parallel_jobs_share_the_time_left() {
         let cells = smoke_table2_cells();
         let todo: Vec<&Cell> = cells.iter().take(3).collect();
-        let finished = BTreeMap::from([
-            ("label-only".to_string(), vec![1200.0]),
-            ("cot".to_string(), vec![1200.0]),
-        ]);
-        let log = PlainLog::new(&todo, 0, finished, 2);
+        let finished = Finished {
+            cells: BTreeMap::from([
+                ("label-only".to_string(), vec![1200.0]),
+                ("cot".to_string(), vec![1200.0]),
+            ]),
+            evals: BTreeMap::new(),
+        };
+        let log = PlainLog::new(&todo, 0, finished, BTreeSet::new(), 2);
         let line = log.finish_line(todo[0], 1200.0, Ended::Trained);
         assert!(line.ends_with("about 20m left for 2 cells"), "{line}");
     }
@@ -198,7 +216,7 @@ mod tests {
     fn cells_left_to_another_process_are_named_and_do_not_price_the_rest() {
         let cells = crate::spec::smoke_table2_cells();
         let todo: Vec<&Cell> = cells.iter().take(3).collect();
-        let log = PlainLog::new(&todo, 0, BTreeMap::new(), 1);
+        let log = PlainLog::new(&todo, 0, Finished::default(), BTreeSet::new(), 1);
         let line = log.finish_line(todo[0], 0.0, Ended::Busy);
         assert!(
             line.ends_with(&format!(

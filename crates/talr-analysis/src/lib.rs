@@ -45,6 +45,9 @@ pub struct CellResult {
     /// Base model only: its probabilities of the SFT target tokens in 20 bins.
     pub token_probability_histogram: Vec<u64>,
     pub seconds: Option<schema::Seconds>,
+    /// Whether the cell took its fine-tuned weights from another cell's training (its `train`
+    /// seconds are then only the merge).
+    pub training_reused: bool,
 }
 
 impl CellResult {
@@ -81,6 +84,7 @@ impl CellResult {
             config: record.config.unwrap_or(Value::Null),
             token_probability_histogram: record.token_probability_histogram.unwrap_or_default(),
             seconds: Some(record.seconds),
+            training_reused: training.is_some_and(|t| t.weights_from.is_some()),
         }
     }
 
@@ -183,6 +187,7 @@ pub(crate) fn test_cell(
         config: Value::Null,
         token_probability_histogram: Vec::new(),
         seconds: None,
+        training_reused: false,
     }
 }
 
