@@ -276,10 +276,7 @@ pub fn run_cell(
     let shared = cell
         .training_shared
         .then(|| results.finetuned_dir(&cell.training));
-    let trained = match shared
-        .as_deref()
-        .filter(|_| training_is_stored(results, &cell.training))
-    {
+    let trained = match shared.as_deref().filter(|store| is_complete(store)) {
         Some(store) => merge_stored(preset, device, cfg, store, &dir.join("train"), &merged)
             .with_context(|| {
                 format!(
@@ -371,7 +368,11 @@ const TRAINED_BY: &str = "trained_by.json";
 
 /// Whether the fine-tuned weights of training `key` are kept in `results`, complete.
 pub fn training_is_stored(results: &ResultsDir, key: &str) -> bool {
-    results.finetuned_dir(key).join(TRAINED_BY).is_file()
+    is_complete(&results.finetuned_dir(key))
+}
+
+fn is_complete(store: &Path) -> bool {
+    store.join(TRAINED_BY).is_file()
 }
 
 /// The fine-tuned weights a cell evaluates (in its `merged/`) and how training went.
@@ -496,16 +497,7 @@ mod tests {
 
     #[test]
     fn wise_ft_merges_the_weights_sft_trained_and_scores_as_if_it_had_trained_them() {
-        let preset = crate::spec::load_preset("smoke").unwrap();
-        let mut cells = crate::spec::smoke_table2_cells();
-        crate::spec::mark_shared_training(&preset, &[0], &mut cells).unwrap();
-        let label_only = |method: &str| {
-            cells
-                .iter()
-                .find(|c| c.method == method && c.style == Style::LabelOnly)
-                .unwrap()
-                .clone()
-        };
+        let label_only = crate::spec::smoke_label_only_cell;
         let (sft, wise_ft) = (label_only("sft"), label_only("wise_ft"));
         assert!(sft.training_shared && wise_ft.training_shared);
         let (_shared_dir, shared) = run_smoke(&[&sft, &wise_ft]);

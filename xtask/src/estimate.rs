@@ -148,16 +148,9 @@ mod tests {
 
     #[test]
     fn a_cell_whose_training_is_kept_or_trained_earlier_costs_its_evaluation() {
-        let preset = crate::spec::load_preset("smoke").unwrap();
-        let mut cells = crate::spec::smoke_table2_cells();
-        crate::spec::mark_shared_training(&preset, &[0], &mut cells).unwrap();
-        let label = |m: &str| {
-            cells
-                .iter()
-                .find(|c| c.method == m && c.style == Style::LabelOnly)
-                .unwrap()
-        };
+        let label = crate::spec::smoke_label_only_cell;
         let (sft, wise_ft, talr) = (label("sft"), label("wise_ft"), label("talr"));
+        let (sft, wise_ft, talr) = (&sft, &wise_ft, &talr);
         let done = finished(&[("label-only", &[1000.0])], &[("label-only", &[300.0])]);
         let none_stored = |_: &str| false;
         assert_eq!(

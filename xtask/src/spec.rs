@@ -492,7 +492,18 @@ pub fn mark_shared_training(preset: &Preset, seeds: &[u64], cells: &mut [Cell]) 
 #[cfg(test)]
 pub fn smoke_table2_cells() -> Vec<Cell> {
     let preset = load_preset("smoke").unwrap();
-    expand(&preset, &[load_grid("table2").unwrap()], &[0]).unwrap()
+    let mut cells = expand(&preset, &[load_grid("table2").unwrap()], &[0]).unwrap();
+    mark_shared_training(&preset, &[0], &mut cells).unwrap();
+    cells
+}
+
+/// The smoke preset's table2 cell of `method`, label-only, seed 0.
+#[cfg(test)]
+pub fn smoke_label_only_cell(method: &str) -> Cell {
+    smoke_table2_cells()
+        .into_iter()
+        .find(|c| c.method == method && c.style == Style::LabelOnly)
+        .unwrap()
 }
 
 #[cfg(test)]
