@@ -40,6 +40,11 @@ pub struct Preset {
     pub method_overrides: BTreeMap<String, serde_yaml::Mapping>,
     pub seeds: Vec<u64>,
     pub styles: Vec<Style>,
+    /// How the CPU's large products multiply (talr_model::precision). f32 unless the preset says
+    /// otherwise, so that cells run on CPUs with and without bf16 instructions compare; a bf16
+    /// preset refuses to run where bf16 cannot.
+    #[serde(default, skip_serializing_if = "talr_model::Precision::is_f32")]
+    pub precision: talr_model::Precision,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -218,6 +223,17 @@ fn names_in(dir: &Path) -> Vec<String> {
     names
 }
 
+/// A preset's cells name their arithmetic in their ids, so `auto` (bf16 on some machines, f32 on
+/// others) is refused.
+fn check_precision(preset: &Preset) -> Result<()> {
+    if preset.precision == talr_model::Precision::Auto {
+        bail!(
+            "precision: auto would give cells one id for two kinds of arithmetic; use f32 or bf16"
+        );
+    }
+    Ok(())
+}
+
 pub fn load_preset(name: &str) -> Result<Preset> {
     let dir = experiments_dir().join("presets");
     let path = dir.join(format!("{name}.yaml"));
@@ -236,6 +252,7 @@ pub fn load_preset(name: &str) -> Result<Preset> {
     if preset.seeds.is_empty() || preset.styles.is_empty() {
         bail!("{}: `seeds` and `styles` must not be empty", path.display());
     }
+    check_precision(&preset).with_context(|| format!("{}", path.display()))?;
     preset
         .domain
         .check()
@@ -369,16 +386,28 @@ pub struct Cell {
 fn cell_key(preset: &Preset, method: &str, style: Style, cfg: &TrainConfig) -> serde_json::Value {
     let mut cfg = cfg.clone();
     cfg.training.checkpoint_every = 0;
-    serde_json::json!({
-        "model": preset.model,
-        "model_seed": preset.model_seed,
-        "domain": preset.domain,
-        "general": preset.general,
-        "generation": preset.generation,
-        "method": method,
-        "style": style,
-        "config": cfg,
-    })
+    with_precision(
+        preset,
+        serde_json::json!({
+            "model": preset.model,
+            "model_seed": preset.model_seed,
+            "domain": preset.domain,
+            "general": preset.general,
+            "generation": preset.generation,
+            "method": method,
+            "style": style,
+            "config": cfg,
+        }),
+    )
+}
+
+/// A key with the preset's precision added when it is not f32, so f32 cells keep the ids they
+/// had before presets could choose.
+fn with_precision(preset: &Preset, mut key: serde_json::Value) -> serde_json::Value {
+    if !preset.precision.is_f32() {
+        key["precision"] = serde_json::json!(preset.precision);
+    }
+    key
 }
 
 /// What a cell's fine-tuned weights depend on: its key without the method's name, the benchmarks,
@@ -388,13 +417,16 @@ fn training_key(preset: &Preset, style: Style, cfg: &TrainConfig) -> serde_json:
     let mut cfg = cfg.clone();
     cfg.training.checkpoint_every = 0;
     cfg.method.merge = talr_train::config::Merge::None;
-    serde_json::json!({
-        "model": preset.model,
-        "model_seed": preset.model_seed,
-        "domain": preset.domain,
-        "style": style,
-        "config": cfg,
-    })
+    with_precision(
+        preset,
+        serde_json::json!({
+            "model": preset.model,
+            "model_seed": preset.model_seed,
+            "domain": preset.domain,
+            "style": style,
+            "config": cfg,
+        }),
+    )
 }
 
 pub fn hash_id(value: &serde_json::Value) -> String {

@@ -86,6 +86,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let mut report = json!({
         "model": args.model,
         "device": talr_model::device_name(&device),
+        "precision": if talr_model::precision::bf16_active() { "bf16" } else { "f32" },
         "threads": rayon::current_num_threads(),
         "batch": args.batch,
         "seq": args.seq,

@@ -58,19 +58,33 @@ enum AssetsAction {
     List,
 }
 
-/// `--device`, shared by the commands that load a model.
+/// `--device` and `--precision`, shared by the commands that load a model.
 #[derive(clap::Args)]
 pub struct DeviceArg {
     /// Where the model runs: cpu, cuda, cuda:N, or auto (the first GPU when this build has CUDA
     /// and the machine a GPU, else the CPU).
     #[arg(long, env = "TALR_DEVICE", default_value = "auto")]
     device: talr_model::DeviceSpec,
+    /// How the CPU's large matrix products multiply: bf16 (bf16 operands, f32 sums; needs
+    /// oneDNN and AMX or AVX512-BF16), f32, or auto (bf16 where it can run, else f32). Weights,
+    /// gradients and optimiser state stay f32. On CUDA products are f32.
+    #[arg(long, env = "TALR_PRECISION", default_value = "auto")]
+    precision: talr_model::Precision,
 }
 
 impl DeviceArg {
     pub fn open(&self) -> Result<candle_core::Device> {
         use anyhow::Context;
-        self.device.open().context("--device")
+        let device = self.device.open().context("--device")?;
+        let precision = if device.is_cpu() {
+            self.precision
+        } else if self.precision == talr_model::Precision::Bf16 {
+            anyhow::bail!("--precision bf16: bf16 runs on the CPU only for now; use f32 on CUDA")
+        } else {
+            talr_model::Precision::F32
+        };
+        talr_model::set_precision(precision).context("--precision")?;
+        Ok(device)
     }
 }
 

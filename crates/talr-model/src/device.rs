@@ -70,10 +70,17 @@ impl DeviceSpec {
 /// should know).
 pub fn device_name(device: &Device) -> String {
     match device.location() {
-        DeviceLocation::Cpu => match crate::ops::blas::active() {
-            Some(blas) => format!("cpu ({blas})"),
-            None => "cpu".into(),
-        },
+        DeviceLocation::Cpu => {
+            let kernels: Vec<String> = crate::precision::bf16_kernel()
+                .into_iter()
+                .chain(crate::ops::blas::active().map(str::to_string))
+                .collect();
+            if kernels.is_empty() {
+                "cpu".into()
+            } else {
+                format!("cpu ({})", kernels.join("; "))
+            }
+        }
         DeviceLocation::Cuda { gpu_id } => format!("cuda:{gpu_id}"),
         DeviceLocation::Metal { gpu_id } => format!("metal:{gpu_id}"),
     }

@@ -147,3 +147,23 @@ fn a_method_override_changes_that_methods_config_and_cells_only() {
         "{err}"
     );
 }
+
+#[test]
+fn a_bf16_preset_renames_every_cell_and_training_and_auto_is_refused() {
+    let mut preset = load_preset("smoke").unwrap();
+    assert_eq!(preset.precision, talr_model::Precision::F32);
+    let grids = [load_grid("table2").unwrap()];
+    let f32_cells = expand(&preset, &grids, &[0]).unwrap();
+    preset.precision = talr_model::Precision::Bf16;
+    let bf16_cells = expand(&preset, &grids, &[0]).unwrap();
+    for (a, b) in f32_cells.iter().zip(&bf16_cells) {
+        assert_ne!(a.id, b.id, "{}", a.method);
+        assert_ne!(a.training, b.training, "{}", a.method);
+    }
+    preset.precision = talr_model::Precision::Auto;
+    let err = check_precision(&preset).unwrap_err().to_string();
+    assert!(
+        err.contains("precision: auto") && err.contains("f32 or bf16"),
+        "{err}"
+    );
+}

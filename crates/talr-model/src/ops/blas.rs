@@ -122,24 +122,26 @@ fn load(path: &Path) -> Result<Blas> {
         },
         _library: library,
     };
-    // [[1, 2], [3, 4]] · [[5, 6], [7, 8]] = [[19, 22], [43, 50]]
-    let mut c = [0f32; 4];
-    blas.gemm(
-        false,
-        false,
-        2,
-        2,
-        2,
-        &[1., 2., 3., 4.],
-        2,
-        &[5., 6., 7., 8.],
-        2,
-        &mut c,
-    );
-    if c != [19., 22., 43., 50.] {
-        bail!("{}: sgemm returned {c:?} for a 2×2 check", path.display());
-    }
+    multiplies_correctly(path, "sgemm", |a, b, c| {
+        blas.gemm(false, false, 2, 2, 2, a, 2, b, 2, c);
+        Ok(())
+    })?;
     Ok(blas)
+}
+
+/// Checks a freshly loaded library on [[1, 2], [3, 4]] · [[5, 6], [7, 8]] = [[19, 22], [43, 50]]
+/// (exact in f32 and in bf16); `gemm` multiplies two row-major 2×2 matrices.
+pub(super) fn multiplies_correctly(
+    path: &Path,
+    what: &str,
+    gemm: impl FnOnce(&[f32], &[f32], &mut [f32]) -> Result<()>,
+) -> Result<()> {
+    let mut c = [0f32; 4];
+    gemm(&[1., 2., 3., 4.], &[5., 6., 7., 8.], &mut c)?;
+    if c != [19., 22., 43., 50.] {
+        bail!("{}: {what} returned {c:?} for a 2×2 check", path.display());
+    }
+    Ok(())
 }
 
 impl Blas {
@@ -227,10 +229,17 @@ impl Operand {
     }
 }
 
-/// a (…, m, k) · b (…, k, n) with equal batch dims: on OpenBLAS for f32 CPU tensors when it is
-/// loaded, else candle's matmul. Differentiable either way.
+/// a (…, m, k) · b (…, k, n) with equal batch dims, for f32 CPU tensors: in bf16 on oneDNN when
+/// the process runs bf16 ([`crate::precision`]) and both m and n reach
+/// [`crate::precision::BF16_MIN_DIM`], else on OpenBLAS when it is loaded, else candle's matmul.
+/// Differentiable either way; each backward product chooses again by its own shape.
 pub fn matmul(a: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
-    if active().is_none() || !super::use_cpu_kernel(&[a, b]) || a.rank() < 2 || b.rank() < 2 {
+    if !super::use_cpu_kernel(&[a, b]) || a.rank() < 2 || b.rank() < 2 {
+        return a.matmul(b);
+    }
+    let (m, n) = (a.dim(a.rank() - 2)?, b.dim(b.rank() - 1)?);
+    let bf16 = crate::precision::bf16_active() && m.min(n) >= crate::precision::BF16_MIN_DIM;
+    if !bf16 && active().is_none() {
         return a.matmul(b);
     }
     let readable = |t: &Tensor| Operand::of(t.dims(), t.stride()).is_some();
@@ -244,10 +253,20 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
     } else {
         b.contiguous()?
     };
-    a.apply_op2(&b, BlasMatmul)
+    a.apply_op2(&b, BlasMatmul { bf16 })
 }
 
-struct BlasMatmul;
+/// Where one product runs.
+#[derive(Clone, Copy)]
+enum Backend {
+    F32(&'static Blas),
+    Bf16(&'static super::onednn::OneDnn),
+}
+
+struct BlasMatmul {
+    /// Multiply in bf16 on oneDNN rather than in f32 on OpenBLAS.
+    bf16: bool,
+}
 
 impl CustomOp2 for BlasMatmul {
     fn name(&self) -> &'static str {
@@ -261,10 +280,16 @@ impl CustomOp2 for BlasMatmul {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let blas = BLAS
-            .get()
-            .and_then(|b| b.as_ref())
-            .ok_or_else(|| candle_core::Error::Msg("OpenBLAS is not loaded".into()))?;
+        let unavailable = |what: &str| candle_core::Error::Msg(format!("{what} is not loaded"));
+        let backend = if self.bf16 {
+            Backend::Bf16(super::onednn::get().map_err(|_| unavailable("oneDNN"))?)
+        } else {
+            Backend::F32(
+                BLAS.get()
+                    .and_then(|b| b.as_ref())
+                    .ok_or_else(|| unavailable("OpenBLAS"))?,
+            )
+        };
         let (da, db) = (l1.dims(), l2.dims());
         let r = da.len();
         if db.len() != r || da[..r - 2] != db[..r - 2] || da[r - 1] != db[r - 2] {
@@ -287,18 +312,13 @@ impl CustomOp2 for BlasMatmul {
             for (i, out) in c.chunks_exact_mut(m * n).enumerate() {
                 let a = &a[l1.start_offset() + i * oa.batch_stride..];
                 let b = &b[l2.start_offset() + i * ob.batch_stride..];
-                blas.gemm(
-                    oa.transposed,
-                    ob.transposed,
-                    m,
-                    n,
-                    k,
-                    a,
-                    oa.leading,
-                    b,
-                    ob.leading,
-                    out,
-                );
+                let (ta, tb, lda, ldb) = (oa.transposed, ob.transposed, oa.leading, ob.leading);
+                match backend {
+                    Backend::F32(blas) => blas.gemm(ta, tb, m, n, k, a, lda, b, ldb, out),
+                    Backend::Bf16(dnnl) => dnnl
+                        .gemm(ta, tb, m, n, k, a, lda, b, ldb, out)
+                        .map_err(|e| candle_core::Error::Msg(format!("{e:#}")))?,
+                }
             }
         }
         let mut dims = da[..r - 2].to_vec();

@@ -27,6 +27,7 @@ mod attention;
 pub mod blas;
 mod elementwise;
 mod linear_nll;
+pub mod onednn;
 #[cfg(test)]
 mod tests;
 
