@@ -30,8 +30,12 @@ pub struct BenchArgs {
     /// Decoding batch sizes to measure.
     #[arg(long = "decode-batch", default_values_t = vec![1, 32])]
     decode_batches: Vec<usize>,
+    /// Prompt length for the prefill part: `--batch` random prompts of this many tokens, each
+    /// generating one token.
+    #[arg(long, default_value_t = 1024)]
+    prefill_len: usize,
     /// Which parts to run.
-    #[arg(long, value_delimiter = ',', default_values_t = vec!["forward".to_string(), "train".to_string(), "decode".to_string()])]
+    #[arg(long, value_delimiter = ',', default_values_t = vec!["forward".to_string(), "prefill".to_string(), "train".to_string(), "decode".to_string()])]
     only: Vec<String>,
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -93,7 +97,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         "talr_version": env!("CARGO_PKG_VERSION"),
     });
 
-    if want("forward") || want("decode") {
+    if want("forward") || want("prefill") || want("decode") {
         let model = LoadedModel::load(&source, &device, Trainability::Frozen)?;
         let vocab = model.decoder.config.vocab_size;
         if want("forward") {
@@ -112,6 +116,35 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 args.batch,
                 args.seq,
                 tokens as f64 / secs
+            );
+        }
+        if want("prefill") {
+            // Its own generator, so adding this part left the other parts' inputs unchanged.
+            let mut prefill_rng = StdRng::seed_from_u64(args.seed.wrapping_add(1));
+            let len = args.prefill_len.max(2);
+            let prompts: Vec<Vec<u32>> = random_pairs(&mut prefill_rng, args.batch, len - 1, vocab)
+                .into_iter()
+                .map(|(first, rest)| [first, rest].concat())
+                .collect();
+            let cfg = GenerationConfig {
+                max_new_tokens: 1,
+                stop_strings: vec![],
+                sampling: Sampling::Greedy,
+                ignore_eos: true,
+            };
+            reset_peak_rss();
+            let start = Instant::now();
+            generate(&model.decoder, &model.tokenizer, &prompts, &cfg, |_| {})?;
+            let secs = start.elapsed().as_secs_f64();
+            let prompt_tokens = args.batch * len;
+            report["prefill"] = json!({
+                "prompts": args.batch, "prompt_tokens": len, "seconds": secs,
+                "tokens_per_s": prompt_tokens as f64 / secs, "peak_rss_gib": peak_rss_gib(),
+            });
+            eprintln!(
+                "prefill {}x{len}: {:.1} tok/s",
+                args.batch,
+                prompt_tokens as f64 / secs
             );
         }
         if want("decode") {
