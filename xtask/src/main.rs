@@ -283,12 +283,7 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<PathBuf> {
     }
     std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
     let device = args.device.open().context("--device")?;
-    let precision = if device.is_cpu() {
-        preset.precision
-    } else {
-        talr_model::Precision::F32
-    };
-    talr_model::set_precision(precision)
+    talr_model::set_precision_on(&device, preset.precision)
         .with_context(|| format!("preset {}: precision {}", preset.name, preset.precision))?;
     let quiet_inner = args.jobs > 1;
     for &style in &preset.styles {

@@ -76,14 +76,7 @@ impl DeviceArg {
     pub fn open(&self) -> Result<candle_core::Device> {
         use anyhow::Context;
         let device = self.device.open().context("--device")?;
-        let precision = if device.is_cpu() {
-            self.precision
-        } else if self.precision == talr_model::Precision::Bf16 {
-            anyhow::bail!("--precision bf16: bf16 runs on the CPU only for now; use f32 on CUDA")
-        } else {
-            talr_model::Precision::F32
-        };
-        talr_model::set_precision(precision).context("--precision")?;
+        talr_model::set_precision_on(&device, self.precision).context("--precision")?;
         Ok(device)
     }
 }

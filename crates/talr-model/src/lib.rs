@@ -58,5 +58,5 @@ pub use config::{Activation, DecoderConfig};
 pub use decoder::{Decoder, Linear, LinearAdapter};
 pub use device::{device_name, DeviceSpec};
 pub use model::{LoadedModel, ModelSource, Trainability};
-pub use precision::{set_precision, Precision};
+pub use precision::{set_precision, set_precision_on, Precision};
 pub use tokenizer::TextTokenizer;

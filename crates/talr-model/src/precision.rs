@@ -80,6 +80,18 @@ pub fn set_precision(wanted: Precision) -> Result<Precision> {
     Ok(chosen)
 }
 
+/// [`set_precision`] for a model on `device`: products off the CPU are f32 today, so bf16 there
+/// is an error and `Auto` is f32.
+pub fn set_precision_on(device: &candle_core::Device, wanted: Precision) -> Result<Precision> {
+    if device.is_cpu() {
+        return set_precision(wanted);
+    }
+    if wanted == Precision::Bf16 {
+        bail!("bf16 runs on the CPU only for now; use f32 on {device:?}");
+    }
+    set_precision(Precision::F32)
+}
+
 /// Whether large CPU products run in bf16 now.
 pub fn bf16_active() -> bool {
     BF16.load(Ordering::Relaxed)

@@ -5,8 +5,8 @@
 //! dot products (`vdpbf16ps`) by itself. On a 2-core AMD EPYC with AVX512-BF16, at SmolLM2's
 //! linear shapes with 2048 rows, it reached 355-400 GFLOP/s with operand rounding included where
 //! OpenBLAS's sgemm reached 167-203 (`benches/gemm.rs`). Its implicit f32→bf16 mode
-//! (`fpmath_mode`) runs f32 kernels on AVX512-BF16 in the 2.x releases Debian ships (measured:
-//! no faster than f32), so operands are rounded here.
+//! (`fpmath_mode`) picked its f32 kernels (`brg:avx512_core`) on AVX512-BF16 in oneDNN 2.6,
+//! so operands are rounded here.
 //!
 //! The library is Debian's and Ubuntu's `libdnnl2` (oneDNN 2.x): `TALR_DNNL` names another
 //! `libdnnl.so.2`, or `off`. oneDNN's own `ONEDNN_MAX_CPU_ISA` (e.g. `AVX512_CORE_BF16`) caps the
@@ -124,7 +124,7 @@ pub fn get() -> std::result::Result<&'static OneDnn, &'static str> {
         .get_or_init(|| {
             // Debian's oneDNN runs on OpenMP, whose threads by default spin for a while after
             // each product, taking the cores from the OpenBLAS and rayon threads of the ops in
-            // between: a bf16 training step ran 30% slower than with them sleeping at once.
+            // between: a bf16 training step ran at 83 tok/s that way, 112 with them sleeping.
             // OpenMP reads this when the library loads.
             if std::env::var_os("OMP_WAIT_POLICY").is_none() {
                 std::env::set_var("OMP_WAIT_POLICY", "PASSIVE");
@@ -241,7 +241,7 @@ impl OneDnn {
     /// The kernel oneDNN picks for an m×k · k×n bf16 product, e.g. "brg:avx512_core_bf16".
     fn implementation(&self, m: usize, n: usize, k: usize) -> Result<String> {
         let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let pd = self.primitive_desc(&state, (m, n, k, false, false))?;
+        let pd = self.primitive_desc(&state, &self.operand_descs((m, n, k, false, false))?)?;
         let mut text: *const c_char = std::ptr::null();
         // SAFETY: the query writes a pointer to a string owned by `pd`, copied before `pd` goes.
         let info = unsafe {
@@ -290,19 +290,26 @@ impl OneDnn {
         Ok(md)
     }
 
-    /// A matmul primitive descriptor for bf16 operands stored contiguously (row-major, or
-    /// column-major when transposed) and an f32 row-major result.
-    fn primitive_desc(&self, state: &State, key: ShapeKey) -> Result<Handle> {
+    /// A product's A, B and C: bf16 operands stored contiguously (row-major, or column-major
+    /// when transposed) and an f32 row-major result.
+    fn operand_descs(&self, key: ShapeKey) -> Result<[Box<MemoryDesc>; 3]> {
         let (m, n, k, trans_a, trans_b) = key;
-        let a = self.memory_desc(m, k, trans_a, DATA_BF16)?;
-        let b = self.memory_desc(k, n, trans_b, DATA_BF16)?;
-        let c = self.memory_desc(m, n, false, DATA_F32)?;
+        Ok([
+            self.memory_desc(m, k, trans_a, DATA_BF16)?,
+            self.memory_desc(k, n, trans_b, DATA_BF16)?,
+            self.memory_desc(m, n, false, DATA_F32)?,
+        ])
+    }
+
+    /// A matmul primitive descriptor for `descs` ([`Self::operand_descs`]).
+    fn primitive_desc(&self, state: &State, descs: &[Box<MemoryDesc>; 3]) -> Result<Handle> {
+        let [a, b, c] = descs;
         let mut op = Box::new(MatmulDesc([0; 8192]));
         let mut pd = std::ptr::null_mut();
         // SAFETY: every descriptor was initialised above; a null bias disables the bias term.
         unsafe {
             check(
-                (self.api.matmul_desc_init)(&mut *op, &*a, &*b, std::ptr::null(), &*c),
+                (self.api.matmul_desc_init)(&mut *op, &**a, &**b, std::ptr::null(), &**c),
                 "matmul descriptor",
             )?;
             check(
@@ -321,32 +328,23 @@ impl OneDnn {
 
     fn product<'a>(&self, state: &'a mut State, key: ShapeKey) -> Result<&'a Product> {
         if !state.products.contains_key(&key) {
-            let pd = self.primitive_desc(state, key)?;
-            let (m, n, k, trans_a, trans_b) = key;
+            let descs = self.operand_descs(key)?;
+            let pd = self.primitive_desc(state, &descs)?;
             let mut primitive = std::ptr::null_mut();
             let mut memories = [std::ptr::null_mut(); 3];
-            let descs = [
-                (m, k, trans_a, DATA_BF16),
-                (k, n, trans_b, DATA_BF16),
-                (m, n, false, DATA_F32),
-            ];
             // SAFETY: `pd` is valid until destroyed here; memories start without a buffer
-            // (null), which `gemm` sets before every execution.
-            let created = unsafe {
+            // (null), which `gemm` sets before every execution, and copy what they need from
+            // their initialised descriptors.
+            unsafe {
                 let status = (self.api.primitive_create)(&mut primitive, pd);
                 (self.api.primitive_desc_destroy)(pd);
-                check(status, "matmul primitive")
-            };
-            created?;
-            for (memory, (rows, cols, transposed, dtype)) in memories.iter_mut().zip(descs) {
-                let md = self.memory_desc(rows, cols, transposed, dtype)?;
-                // SAFETY: `md` is initialised; the memory copies what it needs from it.
-                check(
-                    unsafe {
-                        (self.api.memory_create)(memory, &*md, state.engine, std::ptr::null_mut())
-                    },
-                    "memory",
-                )?;
+                check(status, "matmul primitive")?;
+                for (memory, md) in memories.iter_mut().zip(&descs) {
+                    check(
+                        (self.api.memory_create)(memory, &**md, state.engine, std::ptr::null_mut()),
+                        "memory",
+                    )?;
+                }
             }
             state.products.insert(
                 key,
@@ -389,11 +387,9 @@ impl OneDnn {
             b16.as_mut_ptr().cast(),
             c.as_mut_ptr().cast(),
         ];
-        let args: Vec<ExecArg> = [ARG_SRC, ARG_WEIGHTS, ARG_DST]
-            .into_iter()
-            .zip(product.memories)
-            .map(|(arg, memory)| ExecArg { arg, memory })
-            .collect();
+        let [src, weights, dst] = product.memories;
+        let args = [(ARG_SRC, src), (ARG_WEIGHTS, weights), (ARG_DST, dst)]
+            .map(|(arg, memory)| ExecArg { arg, memory });
         // SAFETY: the buffers hold exactly the shapes the memories were created with, and stay
         // alive (borrowed) until the stream has finished.
         unsafe {
