@@ -1,5 +1,6 @@
 //! Grouped-query attention as one differentiable op.
 
+use super::attention_softmax::{masked_softmax, masked_softmax_backward};
 use super::{matmul, use_cpu_kernel};
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, D};
 
@@ -60,14 +61,10 @@ impl AttentionOp {
     /// Probabilities (b, kv_heads, n_rep · t, s) and the grouped query view.
     fn probs(&self) -> Result<(Tensor, Tensor)> {
         let (b, h, t, d) = self.q.dims4()?;
-        let (kvh, s) = (self.k.dim(1)?, self.k.dim(2)?);
-        let n_rep = h / kvh;
-        let q = self.q.reshape((b, kvh, n_rep * t, d))?;
-        let scores = (matmul(&q, &self.k.t()?)? * self.scale)?
-            .reshape((b, kvh, n_rep, t, s))?
-            .broadcast_add(&self.mask)?;
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?.reshape((b, kvh, n_rep * t, s))?;
-        Ok((probs, q))
+        let kvh = self.k.dim(1)?;
+        let q = self.q.reshape((b, kvh, h / kvh * t, d))?;
+        let scores = matmul(&q, &self.k.t()?)?;
+        Ok((masked_softmax(&scores, &self.mask, self.scale)?, q))
     }
 }
 
@@ -103,8 +100,7 @@ impl CustomOp3 for AttentionOp {
         let g = grad.contiguous()?.reshape(q.shape())?;
         let dv = matmul(&probs.t()?, &g)?;
         let dp = matmul(&g, &self.v.t()?)?;
-        let dot = dp.mul(&probs)?.sum_keepdim(D::Minus1)?;
-        let ds = (dp.broadcast_sub(&dot)?.mul(&probs)? * self.scale)?;
+        let ds = masked_softmax_backward(&dp, &probs, self.scale)?;
         let dq = matmul(&ds, &self.k)?.reshape(self.q.shape())?;
         let dk = matmul(&ds.t()?, &q)?;
         Ok((Some(dq), Some(dk), Some(dv)))

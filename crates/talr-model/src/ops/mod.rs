@@ -24,6 +24,7 @@ fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> R
 }
 
 mod attention;
+mod attention_softmax;
 pub mod blas;
 mod elementwise;
 mod linear_nll;

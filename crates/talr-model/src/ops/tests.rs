@@ -130,3 +130,33 @@ fn chunked_linear_nll_matches_whole_logits_for_any_chunk() {
         );
     }
 }
+
+#[test]
+fn fused_attention_softmax_and_its_backward_equal_the_composites_bit_for_bit() {
+    use super::attention_softmax::*;
+    // 2 kv heads × 3 query heads each, 4 queries after 3 cached keys, row 1 left-padded, so
+    // masked entries (−1e9), a fully masked row and scores past the exp underflow all occur.
+    let valid = vec![
+        vec![true; 7],
+        vec![false, false, false, false, true, true, true],
+    ];
+    let mask = crate::decoder::attention_bias(&valid, 3, 4, &Device::Cpu).unwrap();
+    let scores = (randn(&[2, 2, 12, 7], 20) * 60.0).unwrap();
+    let dp = randn(&[2, 2, 12, 7], 21);
+    for scale in [0.125, 1.0, 3.0] {
+        let fused = masked_softmax(&scores, &mask, scale).unwrap();
+        let composite = masked_softmax_composite(&scores, &mask, scale).unwrap();
+        let bits = |t: &Tensor| -> Vec<u32> {
+            let v = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            v.iter().map(|x| x.to_bits()).collect()
+        };
+        assert_eq!(
+            bits(&fused),
+            bits(&composite),
+            "probabilities, scale {scale}"
+        );
+        let fused = masked_softmax_backward(&dp, &composite, scale).unwrap();
+        let composite = masked_softmax_backward_composite(&dp, &composite, scale).unwrap();
+        assert_eq!(bits(&fused), bits(&composite), "backward, scale {scale}");
+    }
+}
