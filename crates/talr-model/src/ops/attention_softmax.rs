@@ -6,7 +6,7 @@
 //! operations in the same order as the composite they replace (the tests check bit equality), so
 //! fusing them changes no result.
 
-use super::contiguous_f32;
+use super::{contiguous_f32, same_shape_f32};
 use candle_core::cpu::kernels::VecOps;
 use candle_core::{bail, CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
@@ -136,15 +136,7 @@ impl CustomOp2 for MaskedSoftmaxBackward {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let dp = contiguous_f32(s1, l1, "masked_softmax_backward dp")?;
-        let probs = contiguous_f32(s2, l2, "masked_softmax_backward probs")?;
-        if l1.dims() != l2.dims() {
-            bail!(
-                "masked_softmax_backward: dp {:?} and probs {:?} differ",
-                l1.dims(),
-                l2.dims()
-            );
-        }
+        let (dp, probs) = same_shape_f32("masked_softmax_backward", (s1, l1), (s2, l2))?;
         let keys = *l1.dims().last().unwrap_or(&1);
         let (mul, add) = (self.scale as f32, 0f32);
         let mut out = vec![0f32; dp.len()];

@@ -1,6 +1,6 @@
 //! Row-wise and element-wise kernels: RMSNorm, softmax, rope, SwiGLU.
 
-use super::{contiguous_f32, use_cpu_kernel};
+use super::{contiguous_f32, same_shape_f32, use_cpu_kernel};
 use candle_core::{
     bail, CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, D,
 };
@@ -255,15 +255,7 @@ impl CustomOp2 for SiluMulOp {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let g = contiguous_f32(s1, l1, "silu_mul gate")?;
-        let u = contiguous_f32(s2, l2, "silu_mul up")?;
-        if l1.dims() != l2.dims() {
-            bail!(
-                "silu_mul: shapes {:?} and {:?} differ",
-                l1.dims(),
-                l2.dims()
-            );
-        }
+        let (g, u) = same_shape_f32("silu_mul", (s1, l1), (s2, l2))?;
         let mut out = vec![0f32; g.len()];
         out.par_chunks_mut(4096)
             .zip(g.par_chunks(4096).zip(u.par_chunks(4096)))

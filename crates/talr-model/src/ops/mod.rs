@@ -23,6 +23,18 @@ fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> R
     }
 }
 
+/// Two contiguous f32 inputs of one shape, as an elementwise op over both needs them.
+fn same_shape_f32<'a>(
+    what: &str,
+    (s1, l1): (&'a CpuStorage, &Layout),
+    (s2, l2): (&'a CpuStorage, &Layout),
+) -> Result<(&'a [f32], &'a [f32])> {
+    if l1.dims() != l2.dims() {
+        bail!("{what}: shapes {:?} and {:?} differ", l1.dims(), l2.dims());
+    }
+    Ok((contiguous_f32(s1, l1, what)?, contiguous_f32(s2, l2, what)?))
+}
+
 mod attention;
 mod attention_softmax;
 pub mod blas;
