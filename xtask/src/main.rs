@@ -438,9 +438,10 @@ fn write_tables(root: &Path, preset: &spec::Preset, grids: &[spec::Grid]) -> Res
         for path in written {
             println!("{}", path.display());
         }
-        if let Some(path) =
-            talr_analysis::item_paired::write_item_table(&results, &grid.name, root)?
-        {
+        let items = talr_analysis::item_paired::item_rows(&results, &grid.name, root)?;
+        let item_table = talr_analysis::item_paired::write_item_table(&items, &grid.name, root)?;
+        let summary = talr_analysis::summary::write_summary(&results, &items, &grid.name, root)?;
+        for path in item_table.into_iter().chain(summary) {
             println!("{}", path.display());
         }
     }

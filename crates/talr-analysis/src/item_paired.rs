@@ -286,19 +286,14 @@ pub fn markdown(rows: &[ItemRow], grid: &str) -> String {
     out
 }
 
-/// Writes `<root>/<grid>_items.md`; nothing when the grid has no pair.
-pub fn write_item_table(
-    results: &[CellResult],
-    grid: &str,
-    root: &Path,
-) -> Result<Option<PathBuf>> {
-    let rows = item_rows(results, grid, root)?;
+/// Writes `<root>/<grid>_items.md` from the grid's [`item_rows`]; nothing when it has no pair.
+pub fn write_item_table(rows: &[ItemRow], grid: &str, root: &Path) -> Result<Option<PathBuf>> {
     if rows.is_empty() {
         return Ok(None);
     }
     let path = root.join(format!("{}_items.md", grid.replace('-', "_")));
     let tmp = path.with_extension("md.tmp");
-    std::fs::write(&tmp, markdown(&rows, grid))
+    std::fs::write(&tmp, markdown(rows, grid))
         .with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
     Ok(Some(path))

@@ -10,6 +10,7 @@ pub mod figures;
 pub mod item_paired;
 pub mod paired;
 pub mod schema;
+pub mod summary;
 pub mod tables;
 
 pub use schema::{ResultRecord, ResultsDir};

@@ -197,7 +197,7 @@ pub fn model_rows(per_model: &[(String, Vec<CellResult>)], grid: &str) -> Vec<Ro
 }
 
 /// The target styles the grid's fine-tuned rows have (a base evaluation alone adds no columns).
-fn styles(rows: &[Row]) -> Vec<String> {
+pub(crate) fn styles(rows: &[Row]) -> Vec<String> {
     let mut s: Vec<String> = rows
         .iter()
         .filter(|r| r.method != "base")
@@ -211,15 +211,11 @@ fn styles(rows: &[Row]) -> Vec<String> {
     s
 }
 
-/// "method (lr X)", with the seed count where a row averages several; a method trained at its own
-/// rate says so ("lora (lr 3e-3 = 10 × 3e-4)"), so no row reads as trained at the table's rate.
-/// Rows of one table can differ in how many seeds have finished, and so can the styles of one row; then each style's
-/// count is named, so a single CoT run is not read as a three-seed mean.
-fn label(r: &Row) -> String {
-    let Some(grid_lr) = r.learning_rate else {
-        return "base model".to_string();
-    };
-    let lr = match r.own_rate {
+/// The rate a row trained at: the grid's ("3e-4"), or a method's own where its `lr_scale` makes
+/// it differ ("3e-3 = 10 × 3e-4"); `None` for the base model.
+pub(crate) fn rate_text(r: &Row) -> Option<String> {
+    let grid_lr = r.learning_rate?;
+    Some(match r.own_rate {
         Some(own) => {
             let factor = own / grid_lr;
             let factor = if (factor - factor.round()).abs() < 1e-6 {
@@ -230,6 +226,16 @@ fn label(r: &Row) -> String {
             format!("{own:.0e} = {factor} × {grid_lr:.0e}")
         }
         None => format!("{grid_lr:.0e}"),
+    })
+}
+
+/// "method (lr X)", with the seed count where a row averages several; a method trained at its own
+/// rate says so ("lora (lr 3e-3 = 10 × 3e-4)"), so no row reads as trained at the table's rate.
+/// Rows of one table can differ in how many seeds have finished, and so can the styles of one row; then each style's
+/// count is named, so a single CoT run is not read as a three-seed mean.
+fn label(r: &Row) -> String {
+    let Some(lr) = rate_text(r) else {
+        return "base model".to_string();
     };
     let counts: Vec<(&String, usize)> = r
         .cols
@@ -253,15 +259,25 @@ fn label(r: &Row) -> String {
 /// difference that rounds to zero prints as +0.000 whichever side of zero it fell on (L2's
 /// penalty moves it by 1e-9).
 pub(crate) fn estimate_text(e: &Estimate, signed: bool) -> String {
-    let num = |x: f64| match (signed, format!("{x:+.3}")) {
-        (true, s) if s == "-0.000" => "+0.000".to_string(),
-        (true, s) => s,
-        (false, _) => format!("{x:.3}"),
+    let num = |x: f64| {
+        if signed {
+            signed_text(x)
+        } else {
+            format!("{x:.3}")
+        }
     };
     if e.n > 1 {
         format!("{} [{}, {}]", num(e.mean), num(e.lo), num(e.hi))
     } else {
         num(e.mean)
+    }
+}
+
+/// A difference to three decimals, +0.000 whichever side of zero it rounds from.
+pub(crate) fn signed_text(x: f64) -> String {
+    match format!("{x:+.3}") {
+        s if s == "-0.000" => "+0.000".to_string(),
+        s => s,
     }
 }
 
