@@ -4,7 +4,7 @@
 //! `<grid>_items.md`.
 
 use crate::item_paired::{ItemComparison, ItemRow};
-use crate::tables::{grid_rows, rate_text, signed_text, styles, write_atomic, Row};
+use crate::tables::{grid_rows, paper_rate, rate_text, signed_text, styles, write_atomic, Row};
 use crate::CellResult;
 use anyhow::Result;
 use std::collections::BTreeSet;
@@ -45,10 +45,16 @@ pub fn markdown(rows: &[Row], items: &[ItemRow], grid: &str) -> String {
         for t in &tasks {
             let _ = write!(out, " {t} |");
         }
+        // The paper's averages, where it reports the grid's methods, for another scale and rate.
+        let paper = paper_rate(grid).filter(|_| rows.iter().any(|r| r.paper.is_some()));
+        let _ = write!(out, " ΔL | domain − {reference} | general − {reference} |");
+        if let Some(rate) = paper {
+            let _ = write!(out, " paper, 3-4B models at lr {rate}: domain / general |");
+        }
         let _ = writeln!(
             out,
-            " ΔL | domain − {reference} | general − {reference} |\n|---|{}",
-            "---|".repeat(tasks.len() + 6)
+            "\n|---|{}",
+            "---|".repeat(tasks.len() + 6 + usize::from(paper.is_some()))
         );
         for r in rows {
             let Some((domain, general, _)) = r.cols.get(&style) else {
@@ -80,14 +86,22 @@ pub fn markdown(rows: &[Row], items: &[ItemRow], grid: &str) -> String {
             let item = items.iter().find(|i| {
                 i.method == r.method && i.style == style && Some(i.learning_rate) == r.learning_rate
             });
+            let text = |c: &Option<ItemComparison>| c.as_ref().map_or("–".into(), difference_text);
             match item {
                 Some(i) => {
-                    let text =
-                        |c: &Option<ItemComparison>| c.as_ref().map_or("–".into(), difference_text);
-                    let _ = writeln!(out, " {} | {} |", text(&i.domain), text(&i.general));
+                    let _ = write!(out, " {} | {} |", text(&i.domain), text(&i.general));
                 }
-                None => out.push_str(" – | – |\n"),
+                None => out.push_str(" – | – |"),
             }
+            if paper.is_some() {
+                match r.paper {
+                    Some((d, g)) => {
+                        let _ = write!(out, " {d:.3} / {g:.3} |");
+                    }
+                    None => out.push_str(" – |"),
+                }
+            }
+            out.push('\n');
         }
         out.push('\n');
     }
@@ -162,9 +176,20 @@ mod tests {
             md.contains("| base model | – | 0.000 | 0.200 | 0.200 | – | – | – |"),
             "{md}"
         );
-        // SFT's two seeds are averaged; its ΔL is 1.0 − 0.5 at both.
+        // SFT's two seeds are averaged; its ΔL is 1.0 − 0.5 at both. The paper's averages stand
+        // beside the methods it reports, labelled with their scale and rate.
         assert!(
-            md.contains("| sft (lr 3e-4) | 2 | 0.200 | 0.100 | 0.100 | +0.500 | – | – |"),
+            md.contains("| paper, 3-4B models at lr 5e-6: domain / general |"),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "| sft (lr 3e-4) | 2 | 0.200 | 0.100 | 0.100 | +0.500 | – | – | 0.558 / 0.381 |\n"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("| base model | – | 0.000 | 0.200 | 0.200 | – | – | – | – |\n"),
             "{md}"
         );
         assert!(

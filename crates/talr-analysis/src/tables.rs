@@ -33,7 +33,7 @@ pub fn paper_reference(grid: &str, method: &str) -> Option<(f64, f64)> {
 }
 
 /// The rate of the paper's table that [`paper_reference`] quotes.
-fn paper_rate(grid: &str) -> Option<&'static str> {
+pub(crate) fn paper_rate(grid: &str) -> Option<&'static str> {
     match grid {
         "table1" => Some("1e-6"),
         "table2" => Some("5e-6"),
