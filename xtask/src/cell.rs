@@ -98,6 +98,10 @@ fn evaluate_all(
             .generation
             .max_new_tokens
             .map_or(ReplyBudget::TaskDefault, ReplyBudget::Cap),
+        domain_reply_budget: preset
+            .domain_reply_budget
+            .get(&style)
+            .map(|&n| ReplyBudget::Override(n)),
         code_length: preset.general.code_length,
         base_generations: Some(results.base_dir()),
         progress,

@@ -27,9 +27,18 @@ pub struct Preset {
     pub domain: DomainSpec,
     pub general: GeneralSpec,
     pub generation: GenerationSpec,
+    /// Per target style, the domain task's reply budget in place of `generation.max_new_tokens`.
+    /// Part of the ids of that style's cells only, so setting it for CoT leaves label-only cells
+    /// as they were.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub domain_reply_budget: BTreeMap<Style, usize>,
     /// Overrides for every method's `training` section (epochs, batch sizes, max_length, ...).
     #[serde(default)]
     pub training: serde_yaml::Mapping,
+    /// Per target style, overrides applied after `training`: a CoT target (an explanation) can
+    /// be a thousand tokens where a label is ten, so CoT cells may need a longer max_length.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub style_training: BTreeMap<Style, serde_yaml::Mapping>,
     pub learning_rates: LearningRates,
     /// Per-method learning-rate multipliers (LoRA trains at a larger rate than full fine-tuning).
     #[serde(default)]
@@ -321,8 +330,15 @@ pub fn grids_of(preset: &Preset) -> Result<Vec<Grid>> {
     Ok(grids)
 }
 
-/// A method's config with the preset's training overrides, the cell's rate and seed applied.
-pub fn resolve_method(preset: &Preset, method: &str, lr: f64, seed: u64) -> Result<TrainConfig> {
+/// A method's config with the preset's training overrides (those of the cell's target style
+/// last), the cell's rate and seed applied.
+pub fn resolve_method(
+    preset: &Preset,
+    method: &str,
+    style: Style,
+    lr: f64,
+    seed: u64,
+) -> Result<TrainConfig> {
     let path = experiments_dir()
         .join("methods")
         .join(format!("{method}.yaml"));
@@ -344,7 +360,8 @@ pub fn resolve_method(preset: &Preset, method: &str, lr: f64, seed: u64) -> Resu
     let training = training
         .as_mapping_mut()
         .with_context(|| format!("{}: `training` must be a mapping", path.display()))?;
-    for (k, v) in &preset.training {
+    let for_style = preset.style_training.get(&style).into_iter().flatten();
+    for (k, v) in preset.training.iter().chain(for_style) {
         training.insert(k.clone(), v.clone());
     }
     let scale = preset.lr_scale.get(method).copied().unwrap_or(1.0);
@@ -386,7 +403,7 @@ pub struct Cell {
 fn cell_key(preset: &Preset, method: &str, style: Style, cfg: &TrainConfig) -> serde_json::Value {
     let mut cfg = cfg.clone();
     cfg.training.checkpoint_every = 0;
-    with_precision(
+    let mut key = with_precision(
         preset,
         serde_json::json!({
             "model": preset.model,
@@ -398,7 +415,11 @@ fn cell_key(preset: &Preset, method: &str, style: Style, cfg: &TrainConfig) -> s
             "style": style,
             "config": cfg,
         }),
-    )
+    );
+    if let Some(budget) = preset.domain_reply_budget.get(&style) {
+        key["domain_reply_budget"] = serde_json::json!(budget);
+    }
+    key
 }
 
 /// A key with the preset's precision added when it is not f32, so f32 cells keep the ids they
@@ -450,7 +471,7 @@ pub fn expand(preset: &Preset, grids: &[Grid], seeds: &[u64]) -> Result<Vec<Cell
             for &lr in &rates {
                 for &style in &preset.styles {
                     for &seed in seeds {
-                        let config = resolve_method(preset, method, lr, seed)
+                        let config = resolve_method(preset, method, style, lr, seed)
                             .with_context(|| format!("grid {}: method {method}", grid.name))?;
                         let id = hash_id(&cell_key(preset, method, style, &config));
                         let training = hash_id(&training_key(preset, style, &config));

@@ -64,6 +64,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         reply_budget: args
             .max_new_tokens
             .map_or(ReplyBudget::TaskDefault, ReplyBudget::Override),
+        domain_reply_budget: None,
         code_length: args.code_length,
         base_generations: args.base_generations.clone(),
         progress: true,

@@ -44,6 +44,9 @@ pub struct Suite {
     pub general: Vec<Box<dyn Task>>,
     pub batch_size: usize,
     pub reply_budget: ReplyBudget,
+    /// The domain task's budget, where it differs from `reply_budget` (a CoT answer runs as long
+    /// as its explanation, far past a cap sized for the general tasks).
+    pub domain_reply_budget: Option<ReplyBudget>,
     /// Measure general code length: the per-token NLL of each general task's references, or of
     /// the base model's replies (from `base_generations`) for a task without references.
     pub code_length: bool,
@@ -108,10 +111,10 @@ impl SuiteOutcome {
 /// Generates, scores and measures every task of `suite` into `out/<task>/` (resuming cached
 /// generations), domain first.
 pub fn evaluate_suite(model: &LoadedModel, suite: &Suite, out: &Path) -> Result<SuiteOutcome> {
-    let run = |task: &dyn Task, measure_code_length: bool| -> Result<TaskOutcome> {
+    let run = |task: &dyn Task, budget: ReplyBudget, measure_code_length: bool| {
         let opts = EvalOptions {
             batch_size: suite.batch_size,
-            max_new_tokens: suite.reply_budget.for_task(task),
+            max_new_tokens: budget.for_task(task),
             progress: suite.progress,
         };
         let start = Instant::now();
@@ -137,7 +140,7 @@ pub fn evaluate_suite(model: &LoadedModel, suite: &Suite, out: &Path) -> Result<
         } else {
             None
         };
-        Ok(TaskOutcome {
+        anyhow::Ok(TaskOutcome {
             name: task.name().to_string(),
             headline: aggregate
                 .get(task.headline_metric())
@@ -148,13 +151,16 @@ pub fn evaluate_suite(model: &LoadedModel, suite: &Suite, out: &Path) -> Result<
         })
     };
     let domain = match &suite.domain {
-        Some(task) => Some(run(task.as_ref(), false)?),
+        Some(task) => {
+            let budget = suite.domain_reply_budget.unwrap_or(suite.reply_budget);
+            Some(run(task.as_ref(), budget, false)?)
+        }
         None => None,
     };
     let general = suite
         .general
         .iter()
-        .map(|task| run(task.as_ref(), suite.code_length))
+        .map(|task| run(task.as_ref(), suite.reply_budget, suite.code_length))
         .collect::<Result<_>>()?;
     Ok(SuiteOutcome { domain, general })
 }

@@ -140,7 +140,10 @@ fn a_method_override_changes_that_methods_config_and_cells_only() {
         "l2".into(),
         serde_yaml::from_str("{regulariser: {l2_to_init: {lambda: 1.0}}}").unwrap(),
     );
-    let err = format!("{:#}", resolve_method(&preset, "l2", 1e-3, 0).unwrap_err());
+    let err = format!(
+        "{:#}",
+        resolve_method(&preset, "l2", Style::LabelOnly, 1e-3, 0).unwrap_err()
+    );
     assert!(
         err.contains("l2.yaml with preset smoke's method_overrides.l2")
             && err.contains("regulariser"),
@@ -166,4 +169,32 @@ fn a_bf16_preset_renames_every_cell_and_training_and_auto_is_refused() {
         err.contains("precision: auto") && err.contains("f32 or bf16"),
         "{err}"
     );
+}
+
+#[test]
+fn style_overrides_rename_only_that_styles_cells() {
+    let mut preset = load_preset("smoke").unwrap();
+    preset.styles = vec![Style::LabelOnly, Style::Cot];
+    let grids = [load_grid("table2").unwrap()];
+    let before = expand(&preset, &grids, &[0]).unwrap();
+    preset.style_training.insert(
+        Style::Cot,
+        serde_yaml::from_str("{max_length: 4096}").unwrap(),
+    );
+    let after = expand(&preset, &grids, &[0]).unwrap();
+    assert_eq!(before.len(), after.len());
+    for (a, b) in before.iter().zip(&after) {
+        let cot = a.style == Style::Cot;
+        assert_eq!(a.id != b.id, cot, "{} {:?}", a.method, a.style);
+        assert_eq!(a.training != b.training, cot, "{} {:?}", a.method, a.style);
+        assert_eq!(b.config.training.max_length == 4096, cot, "{}", b.method);
+    }
+    // The domain's reply budget for CoT renames the CoT cells again, and only them.
+    preset.domain_reply_budget.insert(Style::Cot, 1024);
+    let with_budget = expand(&preset, &grids, &[0]).unwrap();
+    for (a, b) in after.iter().zip(&with_budget) {
+        let cot = a.style == Style::Cot;
+        assert_eq!(a.id != b.id, cot, "{} {:?}", a.method, a.style);
+        assert_eq!(a.training, b.training, "a reply budget changes no training");
+    }
 }
