@@ -5,7 +5,7 @@
 //! run resumes where it stopped; `result.json` is written atomically once scoring is done.
 
 use crate::task::{ReferencePair, Task};
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
@@ -62,6 +62,26 @@ pub fn read_generations(path: &Path) -> Result<Vec<GenerationRecord>> {
     Ok(out)
 }
 
+/// Refuses cached replies made with another reply budget: resuming would mix two budgets in one
+/// score. A reply cut off at the budget has exactly that many tokens, and none may have more.
+fn check_cached_budget(records: &[GenerationRecord], budget: usize, path: &Path) -> Result<()> {
+    let other = records
+        .iter()
+        .find(|r| r.tokens > budget || (r.finish == "length" && r.tokens != budget));
+    if let Some(r) = other {
+        bail!(
+            "{}: item {} has {} reply tokens (finish: {}), which a reply budget of {budget} cannot \
+             give: these replies were generated with another budget. Delete the file to generate \
+             every reply again",
+            path.display(),
+            r.id,
+            r.tokens,
+            r.finish
+        );
+    }
+    Ok(())
+}
+
 pub fn progress_bar(len: usize, what: &str, enabled: bool) -> indicatif::ProgressBar {
     if !enabled {
         return indicatif::ProgressBar::hidden();
@@ -114,6 +134,7 @@ pub fn evaluate(
         sampling: Sampling::Greedy,
         ignore_eos: false,
     };
+    check_cached_budget(&records, cfg.max_new_tokens, &gen_path)?;
     let bar = progress_bar(prompts.len(), task.name(), opts.progress);
     bar.set_position((prompts.len() - todo.len()) as u64);
     let mut file = std::fs::OpenOptions::new()
@@ -250,4 +271,41 @@ pub fn generations_as_references(path: &Path) -> Result<Vec<ReferencePair>> {
             response: r.response,
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: &str, tokens: usize, finish: &str) -> GenerationRecord {
+        GenerationRecord {
+            id: id.into(),
+            prompt: String::new(),
+            response: String::new(),
+            tokens,
+            seconds: 0.0,
+            finish: finish.into(),
+        }
+    }
+
+    #[test]
+    fn cached_replies_from_another_budget_are_refused() {
+        let path = Path::new("out/medcalc-cot/generations.jsonl");
+        let at_320 = [record("1", 12, "eos"), record("2", 320, "length")];
+        check_cached_budget(&at_320, 320, path).unwrap();
+        let err = check_cached_budget(&at_320, 1024, path)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("out/medcalc-cot/generations.jsonl: item 2 has 320 reply tokens")
+                && err.contains("budget of 1024"),
+            "{err}"
+        );
+        let err = check_cached_budget(&at_320, 48, path)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("item 2"), "{err}");
+        // Replies that all ended on their own fit any budget at least as long.
+        check_cached_budget(&[record("1", 12, "eos")], 1024, path).unwrap();
+    }
 }
