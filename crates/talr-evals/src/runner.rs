@@ -193,8 +193,33 @@ pub fn evaluate(
         "talr_version": env!("CARGO_PKG_VERSION"),
         "items": scored.items,
     });
-    write_json_atomic(&dir.join("result.json"), &doc)?;
+    let result_path = dir.join("result.json");
+    if todo.is_empty() {
+        if let Some(previous) = same_result(&result_path, &doc) {
+            return Ok(previous);
+        }
+    }
+    write_json_atomic(&result_path, &doc)?;
     Ok(doc)
+}
+
+/// The result already at `path` when it scores the same replies as `doc` does. Rescoring cached
+/// replies (the base model evaluated for a second target style rescores its general tasks)
+/// then keeps the file, with the timings of the run that generated them, rather than
+/// overwriting it with a rescore's near-zero ones.
+fn same_result(path: &Path, doc: &serde_json::Value) -> Option<serde_json::Value> {
+    let previous: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+    let same = [
+        "/task",
+        "/model",
+        "/n",
+        "/aggregate",
+        "/generation/max_new_tokens",
+    ]
+    .iter()
+    .all(|field| previous.pointer(field) == doc.pointer(field));
+    same.then_some(previous)
 }
 
 /// Writes JSON through a temporary file and a rename, so readers never see half a file.
@@ -307,5 +332,23 @@ mod tests {
         assert!(err.contains("item 2"), "{err}");
         // Replies that all ended on their own fit any budget at least as long.
         check_cached_budget(&[record("1", 12, "eos")], 1024, path).unwrap();
+    }
+
+    #[test]
+    fn a_rescore_of_the_same_replies_keeps_the_result_that_generated_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("result.json");
+        let doc = |accuracy: f64, seconds: f64| {
+            serde_json::json!({
+                "task": "gsm8k", "model": "m", "n": 60,
+                "aggregate": {"exact_match_flexible": accuracy},
+                "generation": {"max_new_tokens": 320, "seconds_this_run": seconds},
+            })
+        };
+        assert_eq!(same_result(&path, &doc(0.1, 0.0)), None, "no file yet");
+        write_json_atomic(&path, &doc(0.1, 244.0)).unwrap();
+        assert_eq!(same_result(&path, &doc(0.1, 0.0)), Some(doc(0.1, 244.0)));
+        // A scorer that now scores differently rewrites the file.
+        assert_eq!(same_result(&path, &doc(0.2, 0.0)), None);
     }
 }
