@@ -212,8 +212,7 @@ pub fn run_base(
 /// the paper's Figure 3 observation that most are near 1 and few are hard.
 fn target_token_histogram(preset: &Preset, model: &LoadedModel, style: Style) -> Result<Vec<u64>> {
     let max_length = preset
-        .training
-        .get("max_length")
+        .training_setting(style, "max_length")
         .and_then(|v| v.as_u64())
         .unwrap_or(1024) as usize;
     let data = tokenize(

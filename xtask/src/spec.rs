@@ -330,6 +330,18 @@ pub fn grids_of(preset: &Preset) -> Result<Vec<Grid>> {
     Ok(grids)
 }
 
+impl Preset {
+    /// A `training` setting as the preset gives it to cells of `style`: the style's override,
+    /// else the preset-wide one.
+    pub fn training_setting(&self, style: Style, key: &str) -> Option<&serde_yaml::Value> {
+        let key = serde_yaml::Value::from(key);
+        self.style_training
+            .get(&style)
+            .and_then(|m| m.get(&key))
+            .or_else(|| self.training.get(&key))
+    }
+}
+
 /// A method's config with the preset's training overrides (those of the cell's target style
 /// last), the cell's rate and seed applied.
 pub fn resolve_method(

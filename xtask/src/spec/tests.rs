@@ -182,6 +182,12 @@ fn style_overrides_rename_only_that_styles_cells() {
         serde_yaml::from_str("{max_length: 4096}").unwrap(),
     );
     let after = expand(&preset, &grids, &[0]).unwrap();
+    let max_length = |style| preset.training_setting(style, "max_length")?.as_u64();
+    assert_eq!(max_length(Style::Cot), Some(4096));
+    assert_eq!(
+        max_length(Style::LabelOnly),
+        preset.training.get("max_length").and_then(|v| v.as_u64())
+    );
     assert_eq!(before.len(), after.len());
     for (a, b) in before.iter().zip(&after) {
         let cot = a.style == Style::Cot;
