@@ -210,16 +210,41 @@ pub fn evaluate(
 fn same_result(path: &Path, doc: &serde_json::Value) -> Option<serde_json::Value> {
     let previous: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
-    let same = [
+    let fields = [
         "/task",
         "/model",
         "/n",
         "/aggregate",
         "/generation/max_new_tokens",
-    ]
-    .iter()
-    .all(|field| previous.pointer(field) == doc.pointer(field));
+    ];
+    let same = fields.iter().all(
+        |field| match (previous.pointer(field), doc.pointer(field)) {
+            (Some(a), Some(b)) => json_equal(a, b),
+            (a, b) => a == b,
+        },
+    );
     same.then_some(previous)
+}
+
+/// JSON equality with numbers equal to within a rounding: serde_json's default float parsing
+/// can read a number it wrote one unit in the last place away.
+fn json_equal(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => match (x.as_f64(), y.as_f64()) {
+            (Some(x), Some(y)) => (x - y).abs() <= 1e-12 * x.abs().max(y.abs()),
+            _ => x == y,
+        },
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| json_equal(x, y))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| json_equal(v, w)))
+        }
+        _ => a == b,
+    }
 }
 
 /// Writes JSON through a temporary file and a rename, so readers never see half a file.
@@ -348,6 +373,9 @@ mod tests {
         assert_eq!(same_result(&path, &doc(0.1, 0.0)), None, "no file yet");
         write_json_atomic(&path, &doc(0.1, 244.0)).unwrap();
         assert_eq!(same_result(&path, &doc(0.1, 0.0)), Some(doc(0.1, 244.0)));
+        // A score that reads back one unit in the last place away is the same score.
+        let read_back = f64::from_bits((0.1f64).to_bits() + 1);
+        assert!(same_result(&path, &doc(read_back, 0.0)).is_some());
         // A scorer that now scores differently rewrites the file.
         assert_eq!(same_result(&path, &doc(0.2, 0.0)), None);
     }
