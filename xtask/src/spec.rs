@@ -331,14 +331,22 @@ pub fn grids_of(preset: &Preset) -> Result<Vec<Grid>> {
 }
 
 impl Preset {
-    /// A `training` setting as the preset gives it to cells of `style`: the style's override,
-    /// else the preset-wide one.
+    /// The `training` overrides cells of `style` get, in the order they apply: the preset-wide
+    /// ones, then the style's.
+    fn training_overrides(
+        &self,
+        style: Style,
+    ) -> impl Iterator<Item = (&serde_yaml::Value, &serde_yaml::Value)> {
+        let for_style = self.style_training.get(&style).into_iter().flatten();
+        self.training.iter().chain(for_style)
+    }
+
+    /// A `training` setting as the preset gives it to cells of `style`.
     pub fn training_setting(&self, style: Style, key: &str) -> Option<&serde_yaml::Value> {
-        let key = serde_yaml::Value::from(key);
-        self.style_training
-            .get(&style)
-            .and_then(|m| m.get(&key))
-            .or_else(|| self.training.get(&key))
+        self.training_overrides(style)
+            .filter(|(k, _)| k.as_str() == Some(key))
+            .last()
+            .map(|(_, v)| v)
     }
 }
 
@@ -372,8 +380,7 @@ pub fn resolve_method(
     let training = training
         .as_mapping_mut()
         .with_context(|| format!("{}: `training` must be a mapping", path.display()))?;
-    let for_style = preset.style_training.get(&style).into_iter().flatten();
-    for (k, v) in preset.training.iter().chain(for_style) {
+    for (k, v) in preset.training_overrides(style) {
         training.insert(k.clone(), v.clone());
     }
     let scale = preset.lr_scale.get(method).copied().unwrap_or(1.0);
