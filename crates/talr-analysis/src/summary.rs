@@ -15,10 +15,10 @@ fn difference_text(c: &ItemComparison) -> String {
     format!("{:+.3} [{:+.3}, {:+.3}]", c.difference, c.lo, c.hi)
 }
 
-/// The headline tables of `grid` from its rows ([`grid_rows`]) and item comparisons
-/// ([`item_rows`](crate::item_paired::item_rows)); empty when the grid has no fine-tuned row.
-pub fn markdown(rows: &[Row], items: &[ItemRow], grid: &str) -> String {
-    let reference = items.first().map_or("sft", |i| i.reference.as_str());
+/// The headline tables of `grid` from its rows ([`grid_rows`]) and item comparisons against
+/// `reference` ([`item_rows`](crate::item_paired::item_rows)); empty when the grid has no
+/// fine-tuned row.
+pub fn markdown(rows: &[Row], items: &[ItemRow], reference: &str, grid: &str) -> String {
     let mut out = String::new();
     for style in styles(rows) {
         let tasks: BTreeSet<&String> = rows
@@ -116,7 +116,8 @@ pub fn write_summary(
     grid: &str,
     root: &Path,
 ) -> Result<Option<PathBuf>> {
-    let text = markdown(&grid_rows(results, grid), items, grid);
+    let reference = crate::paired::reference_method(results, grid).unwrap_or("sft");
+    let text = markdown(&grid_rows(results, grid), items, reference, grid);
     if text.is_empty() {
         return Ok(None);
     }
@@ -169,7 +170,7 @@ mod tests {
             domain: Some(comparison(0.1)),
             general: Some(comparison(-0.02)),
         }];
-        let md = markdown(&grid_rows(&results, "table2"), &items, "table2");
+        let md = markdown(&grid_rows(&results, "table2"), &items, "sft", "table2");
         assert!(md.contains("### table2, label-only targets"), "{md}");
         assert!(md.contains("| domain − sft | general − sft |"), "{md}");
         assert!(
@@ -210,6 +211,9 @@ mod tests {
     #[test]
     fn a_grid_with_only_the_base_model_has_no_summary() {
         let results = [cell("base", 0, "label-only", 0.0, 0.2)];
-        assert_eq!(markdown(&grid_rows(&results, "table2"), &[], "table2"), "");
+        assert_eq!(
+            markdown(&grid_rows(&results, "table2"), &[], "sft", "table2"),
+            ""
+        );
     }
 }
