@@ -184,10 +184,27 @@ fn bounds<'a>(
 /// The axes' ranges for panels drawn side by side: one range over all of them, so that the same
 /// point sits at the same place in every panel.
 fn shared_bounds(charts: &[Chart]) -> ((f64, f64), (f64, f64)) {
-    bounds(
+    let (x, y) = bounds(
         charts.iter().flat_map(|c| &c.series),
         charts.iter().any(|c| c.name_points),
-    )
+    );
+    if charts.iter().any(|c| c.x_scale == XScale::Log10) {
+        (reach_two_powers_of_ten(x), y)
+    } else {
+        (x, y)
+    }
+}
+
+/// A log10 axis labels only its powers of ten, so a range inside one decade (all runs at one
+/// learning rate) would have no x labels at all: widen it to the decade's ends.
+fn reach_two_powers_of_ten((lo, hi): (f64, f64)) -> (f64, f64) {
+    if hi.floor() - lo.ceil() >= 1.0 {
+        return (lo, hi);
+    }
+    let lo = lo.floor();
+    let hi = hi.ceil().max(lo + 1.0);
+    let pad = (hi - lo) * 0.08;
+    (lo - pad, hi + pad)
 }
 
 fn draw_panels<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, charts: &[Chart]) -> Result<()>
@@ -390,6 +407,31 @@ mod tests {
         assert_eq!(log10_tick_label(&-4.0), "1e-4");
         assert_eq!(log10_tick_label(&-3.0000000001), "1e-3");
         assert_eq!(log10_tick_label(&-4.8), "", "between powers of ten");
+    }
+
+    #[test]
+    fn a_log_axis_always_shows_two_powers_of_ten() {
+        let labelled = |(lo, hi): (f64, f64)| {
+            let (lo, hi) = reach_two_powers_of_ten((lo, hi));
+            (lo.ceil() as i32..=hi.floor() as i32).count()
+        };
+        // One learning rate (3e-4): the axis must reach 1e-4 and 1e-3.
+        assert_eq!(reach_two_powers_of_ten((-3.53, -3.51)).0.ceil(), -4.0);
+        assert_eq!(labelled((-3.53, -3.51)), 2);
+        assert!(
+            labelled((-4.001, -3.999)) >= 2,
+            "a range around a power of ten"
+        );
+        assert!(
+            labelled((-4.0, -4.0)) >= 2,
+            "a range that is a power of ten"
+        );
+        let swept = (-5.2, -2.8);
+        assert_eq!(
+            reach_two_powers_of_ten(swept),
+            swept,
+            "a sweep keeps its range"
+        );
     }
 
     #[test]
