@@ -65,21 +65,25 @@ impl DeviceSpec {
     }
 }
 
-/// `cpu` (with the BLAS its products ran on) or `cuda:N`: how result files record where a run
-/// ran (results from different devices or kernels differ in the last bits, so a comparison
-/// should know).
+/// "1 thread", "2 threads".
+pub(crate) fn threads(n: usize) -> String {
+    format!("{n} thread{}", if n == 1 { "" } else { "s" })
+}
+
+/// `cpu` (with the BLAS its products ran on and the thread counts) or `cuda:N`: how result files
+/// record where a run ran (results from different devices, kernels or thread counts differ in
+/// the last bits, so a comparison should know).
 pub fn device_name(device: &Device) -> String {
     match device.location() {
         DeviceLocation::Cpu => {
+            // candle's own kernels and talr's CPU ops split work over this many threads.
+            let threads = threads(candle_core::utils::get_num_threads());
             let kernels: Vec<String> = crate::precision::bf16_kernel()
                 .into_iter()
                 .chain(crate::ops::blas::active().map(str::to_string))
+                .chain([threads])
                 .collect();
-            if kernels.is_empty() {
-                "cpu".into()
-            } else {
-                format!("cpu ({})", kernels.join("; "))
-            }
+            format!("cpu ({})", kernels.join("; "))
         }
         DeviceLocation::Cuda { gpu_id } => format!("cuda:{gpu_id}"),
         DeviceLocation::Metal { gpu_id } => format!("metal:{gpu_id}"),
@@ -106,9 +110,10 @@ mod tests {
     fn a_cpu_build_refuses_cuda_and_auto_falls_back_to_the_cpu() {
         assert!(DeviceSpec::Auto.open().is_ok());
         let name = device_name(&DeviceSpec::Cpu.open().unwrap());
-        // "cpu", or "cpu (OpenBLAS …)" when the library was found.
+        // "cpu (N threads)", or "cpu (OpenBLAS … on N threads; N threads)" with the library.
+        let threads = threads(candle_core::utils::get_num_threads());
         assert!(
-            name == "cpu" || name.starts_with("cpu (OpenBLAS "),
+            name.starts_with("cpu (") && name.ends_with(&format!("{threads})")),
             "{name}"
         );
         if !candle_core::utils::cuda_is_available() {

@@ -40,7 +40,7 @@ type Sgemm = unsafe extern "C" fn(
 
 struct Blas {
     sgemm: Sgemm,
-    /// What result files record, e.g. "OpenBLAS 0.3.34 … Zen MAX_THREADS=64".
+    /// What result files record, e.g. "OpenBLAS 0.3.34 … Zen MAX_THREADS=64 on 2 threads".
     config: String,
     /// Keeps the symbols valid for the life of the process.
     _library: libloading::Library,
@@ -111,21 +111,29 @@ fn load(path: &Path) -> Result<Blas> {
     // scipy-openblas prefixes its symbols so it can live beside another BLAS in one process.
     let sgemm = symbol(&["cblas_sgemm", "scipy_cblas_sgemm"])?;
     let config = symbol(&["openblas_get_config", "scipy_openblas_get_config"])?;
-    // SAFETY: both are the CBLAS / OpenBLAS C signatures these names carry.
-    let (sgemm, config) = unsafe {
+    let threads = symbol(&["openblas_get_num_threads", "scipy_openblas_get_num_threads"])?;
+    // SAFETY: all three are the CBLAS / OpenBLAS C signatures these names carry.
+    let (sgemm, config, threads) = unsafe {
         let sgemm: Sgemm = std::mem::transmute(sgemm);
         let config: unsafe extern "C" fn() -> *const std::ffi::c_char = std::mem::transmute(config);
         let config = std::ffi::CStr::from_ptr(config())
             .to_string_lossy()
             .into_owned();
-        (sgemm, config)
+        let threads: unsafe extern "C" fn() -> c_int = std::mem::transmute(threads);
+        (sgemm, config, threads())
     };
+    let config = config.trim();
     let blas = Blas {
         sgemm,
+        // The thread count is recorded because it changes training's rounding: two steps on 1
+        // and on 2 threads gave the same loss but gradient norms 4e-9 apart (decoding matched).
         config: if config.starts_with("OpenBLAS") {
-            config.trim().to_string()
+            format!("{config} on {}", crate::device::threads(threads as usize))
         } else {
-            format!("OpenBLAS {}", config.trim())
+            format!(
+                "OpenBLAS {config} on {}",
+                crate::device::threads(threads as usize)
+            )
         },
         _library: library,
     };
