@@ -49,13 +49,18 @@ pub fn attention_composite(
     probs.matmul(v)?.reshape((b, h, t, d))
 }
 
-struct AttentionOp {
-    q: Tensor,
-    k: Tensor,
-    v: Tensor,
-    mask: Tensor,
-    scale: f64,
+pub(super) struct AttentionOp {
+    pub(super) q: Tensor,
+    pub(super) k: Tensor,
+    pub(super) v: Tensor,
+    pub(super) mask: Tensor,
+    pub(super) scale: f64,
 }
+
+/// The most attention probabilities (f32 values) the forward pass holds at once. Prefilling 16
+/// prompts of 3,000 tokens at once would hold 5.2 GB a layer (scores, then as many
+/// probabilities); rows beyond this go in turns.
+const FORWARD_PROBS_BUDGET: usize = 32 << 20;
 
 impl AttentionOp {
     /// Probabilities (b, kv_heads, n_rep · t, s) and the grouped query view.
@@ -65,6 +70,42 @@ impl AttentionOp {
         let q = self.q.reshape((b, kvh, h / kvh * t, d))?;
         let scores = matmul(&q, &self.k.t()?)?;
         Ok((masked_softmax(&scores, &self.mask, self.scale)?, q))
+    }
+
+    /// Batch rows `start..start + len` of the op.
+    fn rows(&self, start: usize, len: usize) -> Result<Self> {
+        let mask = if self.mask.dim(0)? == 1 {
+            self.mask.clone()
+        } else {
+            self.mask.narrow(0, start, len)?
+        };
+        Ok(Self {
+            q: self.q.narrow(0, start, len)?,
+            k: self.k.narrow(0, start, len)?,
+            v: self.v.narrow(0, start, len)?,
+            mask,
+            scale: self.scale,
+        })
+    }
+
+    /// The output, `rows_per_turn` batch rows at a time. Each (row, kv head) product is its own
+    /// sgemm call and the softmax works row by row, so every turn size gives the same bits.
+    pub(super) fn forward(&self, rows_per_turn: usize) -> Result<Vec<f32>> {
+        let b = self.q.dim(0)?;
+        let mut values = Vec::with_capacity(self.q.elem_count());
+        for start in (0..b).step_by(rows_per_turn.max(1)) {
+            let turn = self.rows(start, rows_per_turn.min(b - start))?;
+            let (probs, _) = turn.probs()?;
+            values.extend(matmul(&probs, &turn.v)?.flatten_all()?.to_vec1::<f32>()?);
+        }
+        Ok(values)
+    }
+
+    /// Batch rows per turn that keep the probabilities within [`FORWARD_PROBS_BUDGET`].
+    pub(super) fn rows_per_turn(&self) -> Result<usize> {
+        let (_, h, t, _) = self.q.dims4()?;
+        let per_row = h * t * self.k.dim(2)?;
+        Ok((FORWARD_PROBS_BUDGET / per_row.max(1)).max(1))
     }
 }
 
@@ -82,9 +123,7 @@ impl CustomOp3 for AttentionOp {
         _: &CpuStorage,
         _: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (probs, _) = self.probs()?;
-        let out = matmul(&probs, &self.v)?;
-        let values = out.flatten_all()?.to_vec1::<f32>()?;
+        let values = self.forward(self.rows_per_turn()?)?;
         Ok((CpuStorage::F32(values), l1.shape().clone()))
     }
 

@@ -1,7 +1,7 @@
 //! Every kernel against its composite reference: values and gradients.
 
 use super::*;
-use candle_core::{Device, Result, Tensor, Var, D};
+use candle_core::{DType, Device, Result, Tensor, Var, D};
 
 fn randn(shape: &[usize], seed: u64) -> Tensor {
     // Deterministic pseudo-random values without a global RNG.
@@ -114,6 +114,52 @@ fn attention_kernel_matches_composite_with_gqa_and_padding() {
         |t| attention_composite(&t[0], &t[1], &t[2], &mask, 0.35),
         "attention",
     );
+}
+
+#[test]
+fn attention_forward_gives_the_same_bits_in_any_number_of_turns() {
+    // 3 rows, the middle one left-padded, 4 query heads over 2 kv heads, 2 cached keys.
+    let valid = vec![
+        vec![true; 6],
+        vec![false, false, true, true, true, true],
+        vec![true; 6],
+    ];
+    let mask = crate::decoder::attention_bias(&valid, 2, 4, &Device::Cpu).unwrap();
+    let op = attention::AttentionOp {
+        q: randn(&[3, 4, 4, 8], 20),
+        k: randn(&[3, 2, 6, 8], 21),
+        v: randn(&[3, 2, 6, 8], 22),
+        mask,
+        scale: 0.35,
+    };
+    let whole = op.forward(3).unwrap();
+    for turn in [1, 2] {
+        assert_eq!(op.forward(turn).unwrap(), whole, "{turn} rows per turn");
+    }
+    // SmolLM2's 9 heads over 3 kv heads: how many rows of t queries over s keys go at once.
+    let turn = |b: usize, t: usize, s: usize| {
+        let zeros = |dims: &[usize]| Tensor::zeros(dims, DType::F32, &Device::Cpu).unwrap();
+        attention::AttentionOp {
+            q: zeros(&[b, 9, t, 1]),
+            k: zeros(&[b, 3, s, 1]),
+            v: zeros(&[b, 3, s, 1]),
+            mask: zeros(&[1]),
+            scale: 1.0,
+        }
+        .rows_per_turn()
+        .unwrap()
+    };
+    assert_eq!(
+        turn(16, 3000, 3000),
+        1,
+        "prefilling long prompts: a row at a time"
+    );
+    assert_eq!(
+        turn(8, 1024, 1024),
+        3,
+        "a training batch: a few rows at a time"
+    );
+    assert!(turn(16, 1, 4000) >= 16, "decoding: the whole batch at once");
 }
 
 #[test]
