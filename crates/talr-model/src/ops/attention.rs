@@ -57,10 +57,10 @@ pub(super) struct AttentionOp {
     pub(super) scale: f64,
 }
 
-/// The most attention probabilities (f32 values) the forward pass holds at once. Prefilling 16
-/// prompts of 3,000 tokens at once would hold 5.2 GB a layer (scores, then as many
-/// probabilities); rows beyond this go in turns.
-const FORWARD_PROBS_BUDGET: usize = 32 << 20;
+/// The most attention probabilities (f32 values) a pass holds at once. Prefilling 16 prompts of
+/// 3,000 tokens at once would hold 5.2 GB a layer (scores, then as many probabilities); rows
+/// beyond this go in turns.
+const PROBS_BUDGET: usize = 32 << 20;
 
 impl AttentionOp {
     /// Probabilities (b, kv_heads, n_rep · t, s) and the grouped query view.
@@ -101,11 +101,40 @@ impl AttentionOp {
         Ok(values)
     }
 
-    /// Batch rows per turn that keep the probabilities within [`FORWARD_PROBS_BUDGET`].
+    /// Gradients of q, k and v for the output's gradient `grad`, `rows_per_turn` batch rows at a
+    /// time: a row's gradients depend on that row alone, so every turn size gives the same bits.
+    pub(super) fn backward(
+        &self,
+        grad: &Tensor,
+        rows_per_turn: usize,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
+        let b = self.q.dim(0)?;
+        let grad = grad.contiguous()?;
+        let (mut dqs, mut dks, mut dvs) = (Vec::new(), Vec::new(), Vec::new());
+        for start in (0..b).step_by(rows_per_turn.max(1)) {
+            let len = rows_per_turn.min(b - start);
+            let turn = self.rows(start, len)?;
+            let (probs, q) = turn.probs()?;
+            let g = grad.narrow(0, start, len)?.reshape(q.shape())?;
+            dvs.push(matmul(&probs.t()?, &g)?);
+            let dp = matmul(&g, &turn.v.t()?)?;
+            let ds = masked_softmax_backward(&dp, &probs, self.scale)?;
+            dqs.push(matmul(&ds, &turn.k)?.reshape(turn.q.shape())?);
+            dks.push(matmul(&ds.t()?, &q)?);
+        }
+        Ok((
+            Tensor::cat(&dqs, 0)?,
+            Tensor::cat(&dks, 0)?,
+            Tensor::cat(&dvs, 0)?,
+        ))
+    }
+
+    /// Batch rows per turn that keep the probabilities within [`PROBS_BUDGET`] (the
+    /// backward pass holds three such tensors: probabilities and their two gradients).
     pub(super) fn rows_per_turn(&self) -> Result<usize> {
         let (_, h, t, _) = self.q.dims4()?;
         let per_row = h * t * self.k.dim(2)?;
-        Ok((FORWARD_PROBS_BUDGET / per_row.max(1)).max(1))
+        Ok((PROBS_BUDGET / per_row.max(1)).max(1))
     }
 }
 
@@ -135,13 +164,7 @@ impl CustomOp3 for AttentionOp {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (probs, q) = self.probs()?;
-        let g = grad.contiguous()?.reshape(q.shape())?;
-        let dv = matmul(&probs.t()?, &g)?;
-        let dp = matmul(&g, &self.v.t()?)?;
-        let ds = masked_softmax_backward(&dp, &probs, self.scale)?;
-        let dq = matmul(&ds, &self.k)?.reshape(self.q.shape())?;
-        let dk = matmul(&ds.t()?, &q)?;
+        let (dq, dk, dv) = self.backward(grad, self.rows_per_turn()?)?;
         Ok((Some(dq), Some(dk), Some(dv)))
     }
 }
