@@ -72,29 +72,36 @@ impl AttentionOp {
         Ok((masked_softmax(&scores, &self.mask, self.scale)?, q))
     }
 
-    /// Batch rows `start..start + len` of the op.
-    fn rows(&self, start: usize, len: usize) -> Result<Self> {
-        let mask = if self.mask.dim(0)? == 1 {
-            self.mask.clone()
-        } else {
-            self.mask.narrow(0, start, len)?
-        };
-        Ok(Self {
-            q: self.q.narrow(0, start, len)?,
-            k: self.k.narrow(0, start, len)?,
-            v: self.v.narrow(0, start, len)?,
-            mask,
-            scale: self.scale,
-        })
+    /// The op split into turns of `rows_per_turn` batch rows: (first row, rows, the turn's op).
+    fn turns(&self, rows_per_turn: usize) -> Result<Vec<(usize, usize, Self)>> {
+        let b = self.q.dim(0)?;
+        let shared_mask = self.mask.dim(0)? == 1;
+        (0..b)
+            .step_by(rows_per_turn.max(1))
+            .map(|start| {
+                let len = rows_per_turn.min(b - start);
+                let mask = if shared_mask {
+                    self.mask.clone()
+                } else {
+                    self.mask.narrow(0, start, len)?
+                };
+                let turn = Self {
+                    q: self.q.narrow(0, start, len)?,
+                    k: self.k.narrow(0, start, len)?,
+                    v: self.v.narrow(0, start, len)?,
+                    mask,
+                    scale: self.scale,
+                };
+                Ok((start, len, turn))
+            })
+            .collect()
     }
 
     /// The output, `rows_per_turn` batch rows at a time. Each (row, kv head) product is its own
     /// sgemm call and the softmax works row by row, so every turn size gives the same bits.
     pub(super) fn forward(&self, rows_per_turn: usize) -> Result<Vec<f32>> {
-        let b = self.q.dim(0)?;
         let mut values = Vec::with_capacity(self.q.elem_count());
-        for start in (0..b).step_by(rows_per_turn.max(1)) {
-            let turn = self.rows(start, rows_per_turn.min(b - start))?;
+        for (_, _, turn) in self.turns(rows_per_turn)? {
             let (probs, _) = turn.probs()?;
             values.extend(matmul(&probs, &turn.v)?.flatten_all()?.to_vec1::<f32>()?);
         }
@@ -108,12 +115,9 @@ impl AttentionOp {
         grad: &Tensor,
         rows_per_turn: usize,
     ) -> Result<(Tensor, Tensor, Tensor)> {
-        let b = self.q.dim(0)?;
         let grad = grad.contiguous()?;
         let (mut dqs, mut dks, mut dvs) = (Vec::new(), Vec::new(), Vec::new());
-        for start in (0..b).step_by(rows_per_turn.max(1)) {
-            let len = rows_per_turn.min(b - start);
-            let turn = self.rows(start, len)?;
+        for (start, len, turn) in self.turns(rows_per_turn)? {
             let (probs, q) = turn.probs()?;
             let g = grad.narrow(0, start, len)?.reshape(q.shape())?;
             dvs.push(matmul(&probs.t()?, &g)?);

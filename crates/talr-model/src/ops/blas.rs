@@ -128,14 +128,15 @@ fn load(path: &Path) -> Result<Blas> {
         // The thread count is recorded because it changes training's rounding: two steps on 1
         // and on 2 threads gave the same first loss, gradient norms 4e-9 apart (relative), and
         // second mean NLLs 1e-6 apart; decoding matched.
-        config: if config.starts_with("OpenBLAS") {
-            format!("{config} on {}", crate::device::threads(threads as usize))
-        } else {
-            format!(
-                "OpenBLAS {config} on {}",
-                crate::device::threads(threads as usize)
-            )
-        },
+        config: format!(
+            "{}{config} on {}",
+            if config.starts_with("OpenBLAS") {
+                ""
+            } else {
+                "OpenBLAS "
+            },
+            crate::device::threads(threads as usize)
+        ),
         _library: library,
     };
     multiplies_correctly(path, "sgemm", |a, b, c| {
