@@ -1,6 +1,10 @@
-//! `cargo xtask check`: reruns the smoke preset's table2 in a scratch directory and compares every
-//! result with the committed `results/smoke/`: metrics within an absolute tolerance, losses and
-//! code lengths within a relative one. Prints a readable diff and fails on any difference.
+//! `cargo xtask check`: first, every preset's committed tables must be what its committed cells
+//! give and its cells must name clean commits (`committed`); then it reruns the smoke preset's
+//! table2 in a scratch directory and compares every result with the committed `results/smoke/`:
+//! metrics within an absolute tolerance, losses and code lengths within a relative one. Prints a
+//! readable diff and fails on any difference.
+
+mod committed;
 
 use anyhow::{bail, Result};
 use serde_json::Value;
@@ -87,7 +91,40 @@ fn results_by_key(root: &Path) -> Result<BTreeMap<String, Value>> {
     Ok(out)
 }
 
+/// The committed-results half of the check over every preset with committed results.
+fn check_committed() -> Result<()> {
+    let repo = crate::repo_root();
+    let mut report = Vec::new();
+    let mut checked = Vec::new();
+    for name in crate::spec::preset_names() {
+        if !repo.join("results").join(&name).is_dir() {
+            continue;
+        }
+        let preset = crate::spec::load_preset(&name)?;
+        let mut problems = committed::provenance_problems(&repo, &name)?;
+        problems.extend(committed::table_problems(&repo, &preset)?);
+        if !problems.is_empty() {
+            report.push(format!("results/{name}:\n{}", problems.join("\n")));
+        }
+        checked.push(name);
+    }
+    if !report.is_empty() {
+        bail!(
+            "committed results disagree with themselves:\n{}\n\nIf the analysis changed on purpose, \
+             `cargo xtask collect all --preset NAME` rewrites a preset's tables from its cells; \
+             commit them with the change.",
+            report.join("\n")
+        );
+    }
+    println!(
+        "check passed: the committed tables of {} are what their committed cells give",
+        checked.join(", ")
+    );
+    Ok(())
+}
+
 pub fn run() -> Result<()> {
+    check_committed()?;
     let committed = crate::repo_root().join("results").join("smoke");
     if !committed.exists() {
         bail!("no committed {} to check against; run `cargo xtask reproduce table2 --preset smoke` and commit it", committed.display());

@@ -133,7 +133,7 @@ fn run(cli: Cli) -> Result<()> {
                 let root = results.unwrap_or_else(|| repo_root().join("results").join(preset));
                 let preset = effective_preset(preset, limit)?;
                 let grids = grids_named(&table, &preset)?;
-                return write_tables(&root, &preset, &grids);
+                return print_tables(&root, &preset, &grids);
             }
             let parent = results.unwrap_or_else(|| repo_root().join("results"));
             write_model_tables(&parent, &preset, &table, limit)
@@ -360,7 +360,7 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<PathBuf> {
         );
     }
     if args.shard.is_none() {
-        write_tables(&root, &preset, &grids)?;
+        print_tables(&root, &preset, &grids)?;
     }
     Ok(root)
 }
@@ -428,26 +428,43 @@ fn write_model_tables(
     Ok(())
 }
 
-fn write_tables(root: &Path, preset: &spec::Preset, grids: &[spec::Grid]) -> Result<()> {
-    let results = results_of(root, preset)?;
-    for grid in grids {
-        let written = talr_analysis::tables::write_grid_tables(&results, &grid.name, root)?;
+/// Writes every grid's tables from the results under `root` into `root`, naming each as it goes
+/// and saying which grids have no finished cell yet.
+fn print_tables(root: &Path, preset: &spec::Preset, grids: &[spec::Grid]) -> Result<()> {
+    for (grid, written) in write_tables(root, preset, grids)? {
         if written.is_empty() {
-            println!("{}: no finished cell yet, no table", grid.name);
+            println!("{grid}: no finished cell yet, no table");
         }
         for path in written {
             println!("{}", path.display());
         }
-        let items = talr_analysis::item_paired::item_rows(&results, &grid.name, root)?;
-        let item_table = talr_analysis::item_paired::write_item_table(&items, &grid.name, root)?;
-        let summary = talr_analysis::summary::write_summary(&results, &items, &grid.name, root)?;
-        for path in item_table.into_iter().chain(summary) {
-            println!("{}", path.display());
-        }
-    }
-    // Theorem 3.1's fit spans grids: SFT's cells come from the sweep and both method tables.
-    for path in talr_analysis::drift_fit::write_tables(&results, root)? {
-        println!("{}", path.display());
     }
     Ok(())
+}
+
+/// The tables of `grids` (and the drift fit, under "drift_fit") from the results under `root`,
+/// written into `root`: each grid's name with the files written for it, none when it has no
+/// finished cell.
+pub fn write_tables(
+    root: &Path,
+    preset: &spec::Preset,
+    grids: &[spec::Grid],
+) -> Result<Vec<(String, Vec<PathBuf>)>> {
+    let results = results_of(root, preset)?;
+    let mut written = Vec::new();
+    for grid in grids {
+        let mut paths = talr_analysis::tables::write_grid_tables(&results, &grid.name, root)?;
+        let items = talr_analysis::item_paired::item_rows(&results, &grid.name, root)?;
+        paths.extend(talr_analysis::item_paired::write_item_table(
+            &items, &grid.name, root,
+        )?);
+        paths.extend(talr_analysis::summary::write_summary(
+            &results, &items, &grid.name, root,
+        )?);
+        written.push((grid.name.clone(), paths));
+    }
+    // Theorem 3.1's fit spans grids: SFT's cells come from the sweep and both method tables.
+    let drift = talr_analysis::drift_fit::write_tables(&results, root)?;
+    written.push(("drift_fit".to_string(), drift));
+    Ok(written)
 }

@@ -241,6 +241,11 @@ fn check_precision(preset: &Preset) -> Result<()> {
     Ok(())
 }
 
+/// The names of every preset in experiments/presets.
+pub fn preset_names() -> Vec<String> {
+    names_in(&experiments_dir().join("presets"))
+}
+
 pub fn load_preset(name: &str) -> Result<Preset> {
     let dir = experiments_dir().join("presets");
     let path = dir.join(format!("{name}.yaml"));
