@@ -2,8 +2,10 @@
 //! and scored by the [`runner`](crate::runner), plus general code length. `talr eval` and
 //! `cargo xtask reproduce` both go through [`evaluate_suite`], so a number means the same in both.
 
-use crate::runner::{code_length, evaluate, generations_as_references, EvalOptions};
-use crate::task::Task;
+use crate::runner::{
+    code_length, evaluate, generations_as_references, write_json_atomic, CodeLength, EvalOptions,
+};
+use crate::task::{ReferencePair, Task};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -131,11 +133,10 @@ pub fn evaluate_suite(model: &LoadedModel, suite: &Suite, out: &Path) -> Result<
                         })?
                 }
             };
-            Some(code_length(
+            Some(cached_code_length(
                 model,
                 &references,
-                CODE_LENGTH_BATCH,
-                CODE_LENGTH_MAX_TOKENS,
+                &out.join(task.name()),
             )?)
         } else {
             None
@@ -163,4 +164,126 @@ pub fn evaluate_suite(model: &LoadedModel, suite: &Suite, out: &Path) -> Result<
         .map(|task| run(task.as_ref(), suite.reply_budget, suite.code_length))
         .collect::<Result<_>>()?;
     Ok(SuiteOutcome { domain, general })
+}
+
+/// [`code_length`] of `references` under `model`, kept in `dir/code_length.json` with a digest of
+/// what was measured: the model's origin, its product precision, the batch, the token cap and
+/// every reference. A resumed evaluation, or the base model's second target style, then reads
+/// the number instead of scoring the same replies again (on the full preset, hours on one
+/// core). Any change to what is measured changes the digest and measures afresh.
+fn cached_code_length(
+    model: &LoadedModel,
+    references: &[ReferencePair],
+    dir: &Path,
+) -> Result<CodeLength> {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    let precision = if talr_model::precision::bf16_active() {
+        "bf16"
+    } else {
+        "f32"
+    };
+    for part in [
+        model.origin.as_str(),
+        precision,
+        &CODE_LENGTH_BATCH.to_string(),
+        &CODE_LENGTH_MAX_TOKENS.to_string(),
+    ] {
+        hasher.update(part.as_bytes());
+        hasher.update([0]);
+    }
+    for r in references {
+        for part in [&r.user_message, &r.response] {
+            hasher.update((part.len() as u64).to_le_bytes());
+            hasher.update(part.as_bytes());
+        }
+    }
+    let digest: String = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let path = dir.join("code_length.json");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let cached: Value = serde_json::from_str(&text)
+            .with_context(|| format!("{}: not JSON; delete it to measure again", path.display()))?;
+        if cached["measured"] == digest.as_str() {
+            return serde_json::from_value(cached["code_length"].clone()).with_context(|| {
+                format!(
+                    "{}: code_length unreadable; delete it to measure again",
+                    path.display()
+                )
+            });
+        }
+    }
+    let measured = code_length(model, references, CODE_LENGTH_BATCH, CODE_LENGTH_MAX_TOKENS)?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    write_json_atomic(
+        &path,
+        &serde_json::json!({"measured": digest, "code_length": measured}),
+    )?;
+    Ok(measured)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use talr_model::{DecoderConfig, TextTokenizer, Trainability};
+
+    fn tiny_model(seed: u64) -> LoadedModel {
+        let tokenizer = TextTokenizer::byte_level().unwrap();
+        let cfg = DecoderConfig::tiny_llama(tokenizer.vocab_size());
+        let device = candle_core::Device::Cpu;
+        let weights =
+            talr_model::decoder::random_weights(&cfg, seed, 0.1, candle_core::DType::F32, &device)
+                .unwrap();
+        let origin = format!("tiny-random seed {seed}");
+        LoadedModel::from_parts(cfg, weights, tokenizer, origin, Trainability::Frozen).unwrap()
+    }
+
+    fn pair(user_message: &str, response: &str) -> ReferencePair {
+        ReferencePair {
+            user_message: user_message.into(),
+            response: response.into(),
+        }
+    }
+
+    #[test]
+    fn code_length_is_measured_once_per_model_and_reference_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let references = [pair("What is 2 + 2?", "4"), pair("Name a colour.", "Blue.")];
+        let (model, other) = (tiny_model(1), tiny_model(2));
+        let first = cached_code_length(&model, &references, dir.path()).unwrap();
+        let measured = code_length(
+            &model,
+            &references,
+            CODE_LENGTH_BATCH,
+            CODE_LENGTH_MAX_TOKENS,
+        )
+        .unwrap();
+        assert_eq!(first.nats_per_token, measured.nats_per_token);
+        assert_eq!((first.tokens, first.responses), (measured.tokens, 2));
+
+        // A second call reads the file: a planted number comes back unchanged.
+        let path = dir.path().join("code_length.json");
+        let mut cached: Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        cached["code_length"]["nats_per_token"] = serde_json::json!(123.0);
+        std::fs::write(&path, cached.to_string()).unwrap();
+        let again = cached_code_length(&model, &references, dir.path()).unwrap();
+        assert_eq!(again.nats_per_token, 123.0);
+
+        // Another model or another reference set is measured afresh.
+        let by_other = cached_code_length(&other, &references, dir.path()).unwrap();
+        let other_measured = code_length(
+            &other,
+            &references,
+            CODE_LENGTH_BATCH,
+            CODE_LENGTH_MAX_TOKENS,
+        )
+        .unwrap();
+        assert_eq!(by_other.nats_per_token, other_measured.nats_per_token);
+        let fewer = cached_code_length(&other, &references[..1], dir.path()).unwrap();
+        assert_eq!(fewer.responses, 1);
+    }
 }
