@@ -253,14 +253,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let references = [pair("What is 2 + 2?", "4"), pair("Name a colour.", "Blue.")];
         let (model, other) = (tiny_model(1), tiny_model(2));
+        let measure = |m: &LoadedModel| {
+            code_length(m, &references, CODE_LENGTH_BATCH, CODE_LENGTH_MAX_TOKENS).unwrap()
+        };
         let first = cached_code_length(&model, &references, dir.path()).unwrap();
-        let measured = code_length(
-            &model,
-            &references,
-            CODE_LENGTH_BATCH,
-            CODE_LENGTH_MAX_TOKENS,
-        )
-        .unwrap();
+        let measured = measure(&model);
         assert_eq!(first.nats_per_token, measured.nats_per_token);
         assert_eq!((first.tokens, first.responses), (measured.tokens, 2));
 
@@ -275,14 +272,7 @@ mod tests {
 
         // Another model or another reference set is measured afresh.
         let by_other = cached_code_length(&other, &references, dir.path()).unwrap();
-        let other_measured = code_length(
-            &other,
-            &references,
-            CODE_LENGTH_BATCH,
-            CODE_LENGTH_MAX_TOKENS,
-        )
-        .unwrap();
-        assert_eq!(by_other.nats_per_token, other_measured.nats_per_token);
+        assert_eq!(by_other.nats_per_token, measure(&other).nats_per_token);
         let fewer = cached_code_length(&other, &references[..1], dir.path()).unwrap();
         assert_eq!(fewer.responses, 1);
     }
