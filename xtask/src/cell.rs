@@ -2,7 +2,7 @@
 //! `result.json` written atomically. A finished cell is never run again.
 
 use crate::spec::{Cell, Preset};
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device};
 use std::path::Path;
 use std::time::Instant;
@@ -119,18 +119,28 @@ pub fn versions() -> Versions {
     AT_START.get_or_init(read_versions).clone()
 }
 
-/// `git -C <checkout> ARGS`'s output (trailing whitespace trimmed), or `None` outside a git
-/// checkout or when git fails.
-fn git(args: &[&str]) -> Option<String> {
+/// `git -C <dir> ARGS`'s output (trailing whitespace trimmed), or an error naming the command
+/// and what git said.
+pub fn git_in(dir: &Path, args: &[&str]) -> Result<String> {
     let out = std::process::Command::new("git")
         .arg("-C")
-        .arg(crate::repo_root())
+        .arg(dir)
         .args(args)
         .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim_end().to_string())
+        .with_context(|| format!("running git {}", args.join(" ")))?;
+    if !out.status.success() {
+        bail!(
+            "git {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim_end().to_string())
+}
+
+/// [`git_in`] the checkout, or `None` outside a git checkout or when git fails.
+fn git(args: &[&str]) -> Option<String> {
+    git_in(&crate::repo_root(), args).ok()
 }
 
 fn read_versions() -> Versions {

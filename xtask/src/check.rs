@@ -101,8 +101,9 @@ fn check_committed() -> Result<()> {
             continue;
         }
         let preset = crate::spec::load_preset(&name)?;
-        let mut problems = committed::provenance_problems(&repo, &name)?;
-        problems.extend(committed::table_problems(&repo, &preset)?);
+        let files = committed::tracked(&repo, &name)?;
+        let mut problems = committed::provenance_problems(&repo, &name, &files)?;
+        problems.extend(committed::table_problems(&repo, &preset, &files)?);
         if !problems.is_empty() {
             report.push(format!("results/{name}:\n{}", problems.join("\n")));
         }

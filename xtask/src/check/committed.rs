@@ -3,6 +3,7 @@
 //! hand, shows up in CI), and every committed cell of a provenance-recording preset names the
 //! clean commit it ran from.
 
+use crate::cell::git_in;
 use anyhow::{Context, Result};
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -13,34 +14,16 @@ use std::path::{Path, PathBuf};
 /// other half of `check`; small-synth is the synthetic preset kept as it was run.
 const BEFORE_PROVENANCE: [&str; 2] = ["smoke", "small-synth"];
 
-/// `git -C <root> ARGS` stdout, or an error naming the command.
-fn git(root: &Path, args: &[&str]) -> Result<Vec<u8>> {
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(root)
-        .args(args)
-        .output()
-        .with_context(|| format!("running git {}", args.join(" ")))?;
-    if !out.status.success() {
-        anyhow::bail!(
-            "git {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(out.stdout)
-}
-
 /// The tracked files under `results/<preset>/`, relative to the repository root.
-fn tracked(repo: &Path, preset: &str) -> Result<Vec<PathBuf>> {
-    let out = git(
+pub fn tracked(repo: &Path, preset: &str) -> Result<Vec<PathBuf>> {
+    let out = git_in(
         repo,
         &["ls-files", "-z", "--", &format!("results/{preset}")],
     )?;
     Ok(out
-        .split(|&b| b == 0)
+        .split('\0')
         .filter(|p| !p.is_empty())
-        .map(|p| PathBuf::from(String::from_utf8_lossy(p).into_owned()))
+        .map(PathBuf::from)
         .collect())
 }
 
@@ -56,14 +39,18 @@ fn is_cell_file(rel: &Path) -> bool {
 /// Problems with the committed tables of `preset`: each one regenerated, in a scratch copy of
 /// the committed cells, differs from its committed file or is missing from the commit, or a
 /// committed table is no longer produced.
-pub fn table_problems(repo: &Path, preset: &crate::spec::Preset) -> Result<Vec<String>> {
+/// `files` are the preset's tracked files ([`tracked`]).
+pub fn table_problems(
+    repo: &Path,
+    preset: &crate::spec::Preset,
+    files: &[PathBuf],
+) -> Result<Vec<String>> {
     let name = &preset.name;
     let prefix = Path::new("results").join(name);
-    let files = tracked(repo, name)?;
     let scratch = tempfile::tempdir()?;
     let root = scratch.path().join(name);
     let mut committed_tables = BTreeSet::new();
-    for file in &files {
+    for file in files {
         let rel = file.strip_prefix(&prefix).unwrap_or(file);
         if is_cell_file(rel) {
             let to = root.join(rel);
@@ -127,16 +114,15 @@ fn first_difference(committed: &str, fresh: &str) -> String {
 
 /// Problems with the provenance of `preset`'s committed cells: a cell that records no commit,
 /// one that ran from a tree with uncommitted changes, or (in a clone with full history) one whose
-/// commit is not in it.
-pub fn provenance_problems(repo: &Path, preset: &str) -> Result<Vec<String>> {
+/// commit is not in it. `files` are the preset's tracked files ([`tracked`]).
+pub fn provenance_problems(repo: &Path, preset: &str, files: &[PathBuf]) -> Result<Vec<String>> {
     if BEFORE_PROVENANCE.contains(&preset) {
         return Ok(Vec::new());
     }
-    let shallow = git(repo, &["rev-parse", "--is-shallow-repository"])
-        .map(|out| out.starts_with(b"true"))
-        .unwrap_or(true);
+    let shallow =
+        git_in(repo, &["rev-parse", "--is-shallow-repository"]).map_or(true, |out| out == "true");
     let mut problems = Vec::new();
-    for file in tracked(repo, preset)? {
+    for file in files {
         let is_cell_result = file.file_name().is_some_and(|n| n == "result.json")
             && file
                 .parent()
@@ -146,7 +132,7 @@ pub fn provenance_problems(repo: &Path, preset: &str) -> Result<Vec<String>> {
         if !is_cell_result {
             continue;
         }
-        let text = std::fs::read_to_string(repo.join(&file))
+        let text = std::fs::read_to_string(repo.join(file))
             .with_context(|| format!("reading {}", file.display()))?;
         let result: Value =
             serde_json::from_str(&text).with_context(|| format!("{}: not JSON", file.display()))?;
@@ -156,7 +142,7 @@ pub fn provenance_problems(repo: &Path, preset: &str) -> Result<Vec<String>> {
         } else if result["versions"]["git_dirty"] != Value::Bool(false) {
             Some(format!("ran from {commit} with uncommitted changes"))
         } else if !shallow
-            && git(repo, &["cat-file", "-e", &format!("{commit}^{{commit}}")]).is_err()
+            && git_in(repo, &["cat-file", "-e", &format!("{commit}^{{commit}}")]).is_err()
         {
             Some(format!(
                 "names commit {commit}, which is not in this repository"
@@ -178,7 +164,7 @@ mod tests {
     fn git_ok(repo: &Path, args: &[&str]) {
         let mut all = vec!["-c", "user.name=t", "-c", "user.email=t@t"];
         all.extend_from_slice(args);
-        git(repo, &all).unwrap();
+        git_in(repo, &all).unwrap();
     }
 
     #[test]
@@ -193,7 +179,12 @@ mod tests {
         git_ok(repo.path(), &["init", "-q"]);
         git_ok(repo.path(), &["add", "results"]);
         assert_eq!(
-            table_problems(repo.path(), &preset).unwrap(),
+            table_problems(
+                repo.path(),
+                &preset,
+                &tracked(repo.path(), "smoke").unwrap()
+            )
+            .unwrap(),
             Vec::<String>::new()
         );
 
@@ -201,7 +192,12 @@ mod tests {
         let text = std::fs::read_to_string(&table).unwrap();
         std::fs::write(&table, text.replacen("| sft", "| SFT", 1)).unwrap();
         std::fs::remove_file(repo.path().join("results/smoke/table2.csv")).unwrap();
-        let problems = table_problems(repo.path(), &preset).unwrap();
+        let problems = table_problems(
+            repo.path(),
+            &preset,
+            &tracked(repo.path(), "smoke").unwrap(),
+        )
+        .unwrap();
         assert_eq!(problems.len(), 2, "{problems:#?}");
         assert!(
             problems[0].starts_with("  results/smoke/table2.md: differs")
@@ -221,7 +217,7 @@ mod tests {
             repo.path(),
             &["commit", "-q", "--allow-empty", "-m", "code"],
         );
-        let head = String::from_utf8(git(repo.path(), &["rev-parse", "HEAD"]).unwrap()).unwrap();
+        let head = git_in(repo.path(), &["rev-parse", "HEAD"]).unwrap();
         let cells = [
             ("clean", head.trim(), false),
             ("dirty", head.trim(), true),
@@ -239,7 +235,12 @@ mod tests {
             std::fs::write(dir.join("result.json"), result.to_string()).unwrap();
         }
         git_ok(repo.path(), &["add", "results"]);
-        let problems = provenance_problems(repo.path(), "small").unwrap();
+        let problems = provenance_problems(
+            repo.path(),
+            "small",
+            &tracked(repo.path(), "small").unwrap(),
+        )
+        .unwrap();
         let named: Vec<&str> = problems
             .iter()
             .map(|p| p.split('/').nth(3).unwrap())
@@ -249,7 +250,7 @@ mod tests {
         assert!(problems[1].contains("not in this repository"));
         assert!(problems[2].contains("records no commit"));
         // The synthetic preset's cells predate provenance and are not held to it.
-        assert!(provenance_problems(repo.path(), "small-synth")
+        assert!(provenance_problems(repo.path(), "small-synth", &[])
             .unwrap()
             .is_empty());
     }
