@@ -177,29 +177,14 @@ fn cached_code_length(
     dir: &Path,
 ) -> Result<CodeLength> {
     use sha2::{Digest, Sha256};
-    let mut hasher = Sha256::new();
-    let precision = if talr_model::precision::bf16_active() {
-        "bf16"
-    } else {
-        "f32"
-    };
-    for part in [
-        model.origin.as_str(),
-        precision,
-        &CODE_LENGTH_BATCH.to_string(),
-        &CODE_LENGTH_MAX_TOKENS.to_string(),
-    ] {
-        hasher.update(part.as_bytes());
-        hasher.update([0]);
-    }
-    for r in references {
-        for part in [&r.user_message, &r.response] {
-            hasher.update((part.len() as u64).to_le_bytes());
-            hasher.update(part.as_bytes());
-        }
-    }
-    let digest: String = hasher
-        .finalize()
+    let measuring = serde_json::json!({
+        "model": model.origin,
+        "bf16": talr_model::precision::bf16_kernel(),
+        "batch": CODE_LENGTH_BATCH,
+        "max_tokens": CODE_LENGTH_MAX_TOKENS,
+        "references": references.iter().map(|r| [&r.user_message, &r.response]).collect::<Vec<_>>(),
+    });
+    let digest: String = Sha256::digest(measuring.to_string().as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
