@@ -169,8 +169,8 @@ pub fn evaluate_suite(model: &LoadedModel, suite: &Suite, out: &Path) -> Result<
 /// [`code_length`] of `references` under `model`, kept in `dir/code_length.json` with a digest of
 /// what was measured: the model's origin, its product precision, the batch, the token cap and
 /// every reference. A resumed evaluation, or the base model's second target style, then reads
-/// the number instead of scoring the same replies again (on the full preset, hours on one
-/// core). Any change to what is measured changes the digest and measures afresh.
+/// the number instead of scoring the same replies again (the full preset's 1319 GSM8K solutions
+/// took 21 min on one core). Any change to what is measured changes the digest and measures afresh.
 fn cached_code_length(
     model: &LoadedModel,
     references: &[ReferencePair],
