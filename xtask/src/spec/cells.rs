@@ -7,7 +7,7 @@ use super::{load_grid, load_preset};
 use anyhow::{Context, Result};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use talr_evals::Style;
 use talr_train::TrainConfig;
 
@@ -140,6 +140,7 @@ pub fn hash_id(value: &serde_json::Value) -> String {
 /// whole tables for the first seed and style rather than scattered cells.
 pub fn expand(preset: &Preset, grids: &[Grid], seeds: &[u64]) -> Result<Vec<Cell>> {
     let mut cells: Vec<Cell> = Vec::new();
+    let mut resolver = Resolver::new(preset, grids)?;
     for grid in grids {
         let rates = match grid.learning_rate {
             LrChoice::Small => vec![preset.learning_rates.small],
@@ -151,8 +152,10 @@ pub fn expand(preset: &Preset, grids: &[Grid], seeds: &[u64]) -> Result<Vec<Cell
             for &lr in &rates {
                 for &style in &preset.styles {
                     for &seed in seeds {
-                        let config = resolve_method(preset, method, style, lr, seed)
+                        let config = resolver
+                            .resolve(method, style, lr, seed)
                             .with_context(|| format!("grid {}: method {method}", grid.name))?;
+                        let method = &resolver.canonical_name(method, style, lr, seed, &config)?;
                         let id = hash_id(&cell_key(preset, method, style, &config));
                         let training = hash_id(&training_key(preset, style, &config));
                         let at = match cells.iter().position(|c| c.id == id) {
@@ -185,6 +188,65 @@ pub fn expand(preset: &Preset, grids: &[Grid], seeds: &[u64]) -> Result<Vec<Cell
     let seed_rank = |seed: u64| seeds.iter().position(|&s| s == seed);
     cells.sort_by_key(|c| (seed_rank(c.seed), style_rank(c.style)));
     Ok(cells)
+}
+
+/// Resolves methods once each, and names the cells of methods that resolve alike.
+struct Resolver<'a> {
+    preset: &'a Preset,
+    /// Every method of the preset's grids and the grids being expanded, in name order.
+    methods: BTreeSet<String>,
+    configs: HashMap<(String, Style, u64, u64), TrainConfig>,
+}
+
+impl<'a> Resolver<'a> {
+    fn new(preset: &'a Preset, grids: &[Grid]) -> Result<Self> {
+        let methods = grids_of(preset)?
+            .iter()
+            .chain(grids)
+            .flat_map(|g| g.methods.iter().cloned())
+            .collect();
+        Ok(Self {
+            preset,
+            methods,
+            configs: HashMap::new(),
+        })
+    }
+
+    fn resolve(&mut self, method: &str, style: Style, lr: f64, seed: u64) -> Result<TrainConfig> {
+        let key = (method.to_string(), style, lr.to_bits(), seed);
+        if let Some(config) = self.configs.get(&key) {
+            return Ok(config.clone());
+        }
+        let config = resolve_method(self.preset, method, style, lr, seed)?;
+        self.configs.insert(key, config.clone());
+        Ok(config)
+    }
+
+    /// The name a method's cell goes by: the first, in name order, of the methods that resolve
+    /// to this config at this rate, style and seed. Two names for one config (the small
+    /// preset's `l2`, whose λ it overrides to 1e6, and `l2_lambda_1e6`) are one cell, run once
+    /// and counted in the grids of both, whichever name a `--methods` filter gives.
+    fn canonical_name(
+        &mut self,
+        method: &str,
+        style: Style,
+        lr: f64,
+        seed: u64,
+        config: &TrainConfig,
+    ) -> Result<String> {
+        let earlier: Vec<String> = self
+            .methods
+            .iter()
+            .take_while(|m| m.as_str() < method)
+            .cloned()
+            .collect();
+        for other in earlier {
+            if self.resolve(&other, style, lr, seed)? == *config {
+                return Ok(other);
+            }
+        }
+        Ok(method.to_string())
+    }
 }
 
 /// Which grids each cell id of this preset belongs to, for every grid, both target styles and

@@ -204,3 +204,44 @@ fn style_overrides_rename_only_that_styles_cells() {
         assert_eq!(a.training, b.training, "a reply budget changes no training");
     }
 }
+
+#[test]
+fn methods_that_resolve_alike_are_one_cell_under_either_name() {
+    let mut preset = load_preset("smoke").unwrap();
+    let sweep = load_grid("l2_lambda_sweep").unwrap();
+    let distinct = expand(&preset, std::slice::from_ref(&sweep), &[0]).unwrap();
+    assert_eq!(distinct.len(), sweep.methods.len() * preset.styles.len());
+
+    preset.method_overrides.insert(
+        "l2".into(),
+        serde_yaml::from_str("{regularizer: {l2_to_init: {lambda: 1.0e6}}}").unwrap(),
+    );
+    let cells = expand(&preset, std::slice::from_ref(&sweep), &[0]).unwrap();
+    assert_eq!(cells.len(), distinct.len() - preset.styles.len());
+    assert!(cells.iter().all(|c| c.method != "l2_lambda_1e6"));
+    let l2_ids: Vec<&str> = cells
+        .iter()
+        .filter(|c| c.method == "l2")
+        .map(|c| c.id.as_str())
+        .collect();
+    let mut only_1e6 = sweep.clone();
+    only_1e6.methods = vec!["l2_lambda_1e6".into()];
+    let filtered = expand(&preset, &[only_1e6], &[0]).unwrap();
+    assert_eq!(
+        filtered.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+        l2_ids,
+        "a filter to the other name finds the same cells"
+    );
+    let untouched = |c: &Cell| c.method != "l2" && c.method != "l2_lambda_1e6";
+    let before: Vec<&str> = distinct
+        .iter()
+        .filter(|c| untouched(c))
+        .map(|c| c.id.as_str())
+        .collect();
+    let after: Vec<&str> = cells
+        .iter()
+        .filter(|c| untouched(c))
+        .map(|c| c.id.as_str())
+        .collect();
+    assert_eq!(before, after);
+}
