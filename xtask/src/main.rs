@@ -455,8 +455,11 @@ pub fn write_tables(
     for grid in grids {
         let mut paths = talr_analysis::tables::write_grid_tables(&results, &grid.name, root)?;
         let items = talr_analysis::item_paired::item_rows(&results, &grid.name, root)?;
+        let against_base = talr_analysis::item_paired::base_rows(&results, &grid.name, root)?;
         paths.extend(talr_analysis::item_paired::write_item_table(
-            &items, &grid.name, root,
+            &[&items[..], &against_base[..]].concat(),
+            &grid.name,
+            root,
         )?);
         paths.extend(talr_analysis::summary::write_summary(
             &results, &items, &grid.name, root,

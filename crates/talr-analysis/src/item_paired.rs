@@ -1,6 +1,7 @@
 //! Each method against the grid's reference run (SFT; batch-median TALR in the τ ablation),
 //! paired item by item: the same benchmark item, answered by both models trained at the same
-//! rate, target style and seed.
+//! rate, target style and seed. Every fine-tuned row, the reference's included, is also set
+//! against the base model on the same items ([`base_rows`]): what fine-tuning gained or lost.
 //!
 //! - The difference is the method's score minus the reference's, for the domain task and for the
 //!   general average (the mean of the general benchmarks' differences, as the general average is
@@ -164,6 +165,7 @@ pub fn compare(tasks: &[TaskPairs]) -> Option<ItemComparison> {
 }
 
 /// One method at one rate and style against the reference.
+#[derive(Clone)]
 pub struct ItemRow {
     pub method: String,
     pub reference: String,
@@ -213,34 +215,81 @@ pub fn item_rows(results: &[CellResult], grid: &str, root: &Path) -> Result<Vec<
     };
     let mut rows = Vec::new();
     for pairs in groups.values() {
-        let (first, _) = pairs[0];
         let mut tasks: BTreeMap<String, TaskPairs> = BTreeMap::new();
         for (cell, partner) in pairs {
             outcomes_of(&cell.cell, &mut read)?;
             outcomes_of(&partner.cell, &mut read)?;
             pair_tasks(&read[&cell.cell], &read[&partner.cell], &mut tasks);
         }
-        let is_general = |task: &str| first.general.contains_key(task);
-        let pick = |general: bool| -> Vec<TaskPairs> {
-            tasks
-                .iter()
-                .filter(|(t, _)| is_general(t) == general)
-                .map(|(_, p)| p.clone())
-                .collect()
-        };
-        let mut seeds: Vec<u64> = pairs.iter().map(|(c, _)| c.seed).collect();
-        seeds.sort();
-        rows.push(ItemRow {
-            method: first.method.clone(),
-            reference: reference.to_string(),
-            learning_rate: first.learning_rate.unwrap_or_default(),
-            style: first.style.clone(),
-            seeds,
-            domain: compare(&pick(false)),
-            general: compare(&pick(true)),
-        });
+        let cells: Vec<&CellResult> = pairs.iter().map(|(c, _)| *c).collect();
+        rows.push(item_row(&cells, reference, &tasks));
     }
     Ok(rows)
+}
+
+/// The name [`base_rows`] give their reference.
+pub const BASE_MODEL: &str = "base model";
+
+/// Rows for every fine-tuned method, rate and style of `grid` against the base model's outcomes
+/// in `<root>/base/`. The base model is evaluated once, so its answer to an item partners that
+/// item at every seed. Empty when the base model has no per-item results.
+pub fn base_rows(results: &[CellResult], grid: &str, root: &Path) -> Result<Vec<ItemRow>> {
+    let dir = ResultsDir::new(root);
+    if !dir.base_dir().is_dir() {
+        return Ok(Vec::new());
+    }
+    let base = cell_outcomes(&dir.base_dir())?;
+    let lr_key = |r: &CellResult| r.learning_rate.map_or(0, f64::to_bits);
+    let mut groups: BTreeMap<crate::paired::RowKey, Vec<&CellResult>> = BTreeMap::new();
+    for r in results
+        .iter()
+        .filter(|r| !r.is_base() && r.grids.iter().any(|g| g == grid))
+    {
+        let style_key = (r.style != "label-only", r.style.clone());
+        groups
+            .entry((crate::method_rank(&r.method), lr_key(r), style_key))
+            .or_default()
+            .push(r);
+    }
+    let mut rows = Vec::new();
+    for cells in groups.values() {
+        let mut tasks: BTreeMap<String, TaskPairs> = BTreeMap::new();
+        for cell in cells {
+            let outcomes = cell_outcomes(&dir.cell_dir(&cell.cell).join("eval"))?;
+            pair_tasks(&outcomes, &base, &mut tasks);
+        }
+        if tasks.values().any(|t| !t.items.is_empty()) {
+            rows.push(item_row(cells, BASE_MODEL, &tasks));
+        }
+    }
+    Ok(rows)
+}
+
+/// One row from the paired outcomes of `cells` (one method, rate and style) against `reference`.
+fn item_row(
+    cells: &[&CellResult],
+    reference: &str,
+    tasks: &BTreeMap<String, TaskPairs>,
+) -> ItemRow {
+    let first = cells[0];
+    let pick = |general: bool| -> Vec<TaskPairs> {
+        tasks
+            .iter()
+            .filter(|(t, _)| first.general.contains_key(t.as_str()) == general)
+            .map(|(_, p)| p.clone())
+            .collect()
+    };
+    let mut seeds: Vec<u64> = cells.iter().map(|c| c.seed).collect();
+    seeds.sort();
+    ItemRow {
+        method: first.method.clone(),
+        reference: reference.to_string(),
+        learning_rate: first.learning_rate.unwrap_or_default(),
+        style: first.style.clone(),
+        seeds,
+        domain: compare(&pick(false)),
+        general: compare(&pick(true)),
+    }
 }
 
 fn cell_text(c: &Option<ItemComparison>) -> [String; 4] {
@@ -263,7 +312,8 @@ pub fn markdown(rows: &[ItemRow], grid: &str) -> String {
     let mut out = format!(
         "### {grid}: item by item against the reference run\n\n\
          Each method minus the reference method (same rate, target style and seed) on the same \
-         items. Difference: mean over benchmarks of the accuracy difference, with a 95% paired \
+         items; against the base model, each seed's answer to an item against the base model's \
+         one answer to it. Difference: mean over benchmarks of the accuracy difference, with a 95% paired \
          bootstrap interval (2000 resamples of items within each benchmark, an item carrying all \
          its seeds). Discordant: (seed, item) pairs only the method / only the reference got \
          right. p: McNemar's exact test on those pairs. MDD: the smallest difference McNemar's \
@@ -333,6 +383,59 @@ mod tests {
         assert!(c.lo <= c.difference && c.difference <= c.hi);
         assert!((c.mcnemar_p - 1.0).abs() < 1e-12);
         assert!(compare(&[]).is_none());
+    }
+
+    /// `<dir>/<task>/result.json` with MedCalc-style items: row `i` right where `right[i]`.
+    fn write_outcomes(dir: &Path, task: &str, right: &[bool]) {
+        let items: Vec<serde_json::Value> = right
+            .iter()
+            .enumerate()
+            .map(|(i, &r)| serde_json::json!({"row_number": i, "correct": r}))
+            .collect();
+        std::fs::create_dir_all(dir.join(task)).unwrap();
+        let doc = serde_json::json!({ "items": items });
+        std::fs::write(dir.join(task).join("result.json"), doc.to_string()).unwrap();
+    }
+
+    #[test]
+    fn every_fine_tuned_row_is_set_against_the_base_models_answers_at_each_seed() {
+        let root = tempfile::tempdir().unwrap();
+        let root = root.path();
+        write_outcomes(&root.join("base"), "medcalc", &[false, false, true, false]);
+        write_outcomes(&root.join("base"), "medcalc-cot", &[true, true, true, true]);
+        let results: Vec<CellResult> = [
+            (0, [true, true, true, false]),
+            (1, [true, false, false, false]),
+        ]
+        .into_iter()
+        .map(|(seed, right)| {
+            let cell = crate::test_cell("sft", seed, 0.0, 0.0, &[]);
+            write_outcomes(
+                &root.join("cells").join(&cell.cell).join("eval"),
+                "medcalc",
+                &right,
+            );
+            cell
+        })
+        .chain([crate::test_cell("base", 0, 0.0, 0.0, &[])])
+        .collect();
+        let rows = base_rows(&results, "table2", root).unwrap();
+        assert_eq!(rows.len(), 1, "one row for SFT; the base model is no row");
+        let row = &rows[0];
+        assert_eq!(
+            (row.reference.as_str(), row.seeds.clone()),
+            (BASE_MODEL, vec![0, 1])
+        );
+        // A label-only cell pairs with the base model's label-only prompts only: seed 0 gains
+        // rows 0 and 1, seed 1 gains row 0 and loses row 2, over 8 (seed, row) pairs.
+        let domain = row.domain.as_ref().unwrap();
+        assert_eq!(
+            (domain.pairs, domain.only_method, domain.only_reference),
+            (8, 3, 1)
+        );
+        assert!((domain.difference - 2.0 / 8.0).abs() < 1e-12);
+        assert!(row.general.is_none());
+        assert!(base_rows(&results, "lr_sweep", root).unwrap().is_empty());
     }
 
     #[test]
