@@ -239,17 +239,12 @@ pub fn base_rows(results: &[CellResult], grid: &str, root: &Path) -> Result<Vec<
         return Ok(Vec::new());
     }
     let base = cell_outcomes(&dir.base_dir())?;
-    let lr_key = |r: &CellResult| r.learning_rate.map_or(0, f64::to_bits);
     let mut groups: BTreeMap<crate::paired::RowKey, Vec<&CellResult>> = BTreeMap::new();
     for r in results
         .iter()
         .filter(|r| !r.is_base() && r.grids.iter().any(|g| g == grid))
     {
-        let style_key = (r.style != "label-only", r.style.clone());
-        groups
-            .entry((crate::method_rank(&r.method), lr_key(r), style_key))
-            .or_default()
-            .push(r);
+        groups.entry(crate::paired::row_key(r)).or_default().push(r);
     }
     let mut rows = Vec::new();
     for cells in groups.values() {

@@ -34,6 +34,17 @@ pub struct PairedRow {
 /// Method order (the paper's first), rate, then label-only before CoT: it is the main table.
 pub(crate) type RowKey = ((usize, String), u64, (bool, String));
 
+/// A rate as an exact key (`0` for the base model, which has none).
+fn lr_key(r: &CellResult) -> u64 {
+    r.learning_rate.map_or(0, f64::to_bits)
+}
+
+/// The row a cell belongs to: its method, rate and target style.
+pub(crate) fn row_key(r: &CellResult) -> RowKey {
+    let style_key = (r.style != "label-only", r.style.clone());
+    (method_rank(&r.method), lr_key(r), style_key)
+}
+
 /// (method cell, reference cell) pairs by row.
 pub(crate) type PairsByRow<'a> = BTreeMap<RowKey, Vec<(&'a CellResult, &'a CellResult)>>;
 
@@ -114,7 +125,6 @@ pub(crate) fn reference_pairs<'a>(
         .iter()
         .filter(|r| !r.is_base() && r.grids.iter().any(|g| g == grid))
         .collect();
-    let lr_key = |r: &CellResult| r.learning_rate.map_or(0, f64::to_bits);
     let partners: BTreeMap<(u64, &str, u64), &CellResult> = cells
         .iter()
         .filter(|r| r.method == reference)
@@ -123,11 +133,7 @@ pub(crate) fn reference_pairs<'a>(
     let mut pairs = PairsByRow::new();
     for r in cells.iter().filter(|r| r.method != reference) {
         if let Some(s) = partners.get(&(lr_key(r), r.style.as_str(), r.seed)) {
-            let style_key = (r.style != "label-only", r.style.clone());
-            pairs
-                .entry((method_rank(&r.method), lr_key(r), style_key))
-                .or_default()
-                .push((*r, *s));
+            pairs.entry(row_key(r)).or_default().push((*r, *s));
         }
     }
     Some((reference, pairs))
