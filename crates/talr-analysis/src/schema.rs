@@ -94,7 +94,9 @@ pub struct Versions {
     pub talr: String,
     /// The commit, or "unknown" outside a git checkout.
     pub git: String,
-    /// Whether tracked files differed from that commit; absent in early results.
+    /// Whether tracked code (files outside `results/` and `figures/`) differed from that
+    /// commit; absent in early results. Until December 2026 it counted every tracked file
+    /// (every committed cell reads `false` under both readings).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub git_dirty: Option<bool>,
 }
