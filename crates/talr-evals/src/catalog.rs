@@ -50,10 +50,28 @@ pub fn resolve_source(source: &str) -> Result<PathBuf> {
     let [org, name, file] = parts[..] else {
         bail!("{source}: expected hf://ORG/DATASET/PATH/IN/REPO");
     };
-    let api = hf_hub::api::sync::Api::new().context("starting the hub client")?;
+    // From the environment, as model downloads are: HF_HOME places the cache (a file already
+    // there is used without the network) and HF_ENDPOINT the server.
+    let api = hf_hub::api::sync::ApiBuilder::from_env()
+        .with_progress(true)
+        .build()
+        .context("starting the hub client")?;
     api.dataset(format!("{org}/{name}"))
         .get(file)
         .with_context(|| format!("downloading {file} from hub dataset {org}/{name}"))
+}
+
+/// The hub copy of a shared benchmark file, as `ORG/DATASET/PATH`: the same file for IFEval, and
+/// parquet with the same columns for MedCalc-Bench and GSM8K.
+pub fn hub_copy(rel: &str) -> Option<&'static str> {
+    match rel {
+        "ifeval/input_data.jsonl" => Some("google/IFEval/ifeval_input_data.jsonl"),
+        "gsm8k/test.jsonl" => Some("openai/gsm8k/main/test-00000-of-00001.parquet"),
+        "medcalc_bench/test_data.csv" => {
+            Some("ncbi/MedCalc-Bench-v1.0/data/test-00000-of-00001.parquet")
+        }
+        _ => None,
+    }
 }
 
 /// The file of `task`: `source` when given, else `rel` under the data directory.
@@ -61,12 +79,9 @@ pub fn data_file(task: &str, source: Option<&str>, rel: &str) -> Result<PathBuf>
     if let Some(source) = source {
         return resolve_source(source);
     }
-    // The one benchmark whose hub copy is the same file as the shared one.
-    let hub = match rel {
-        "ifeval/input_data.jsonl" => {
-            format!(", or {task}=hf://google/IFEval/ifeval_input_data.jsonl")
-        }
-        _ => String::new(),
+    let hub = match hub_copy(rel) {
+        Some(file) => format!(", or {task}=hf://{file}"),
+        None => String::new(),
     };
     let Some(dir) = data_dir() else {
         bail!(

@@ -13,8 +13,8 @@
 //! - Metrics: accuracy (= micro-F1 for single-label), macro-F1, per-class precision / recall / F1
 //!   and the confusion matrix (rows gold, columns predicted, plus "none" for no label found).
 
-use anyhow::{bail, Context, Result};
-use polars::prelude::{DataFrame, DataType, ParquetReader, SerReader};
+use crate::parquet::{integers, read as read_parquet, strings};
+use anyhow::{bail, Result};
 use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
 use regex::Regex;
 use serde::Serialize;
@@ -71,36 +71,6 @@ impl Default for Filter {
             rationale_column: None,
         }
     }
-}
-
-fn read_parquet(path: &Path) -> Result<DataFrame> {
-    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    ParquetReader::new(file)
-        .finish()
-        .with_context(|| format!("{}: not a readable parquet file", path.display()))
-}
-
-/// A string column as owned strings (nulls become empty), naming the file on error.
-fn strings(df: &DataFrame, name: &str, path: &Path) -> Result<Vec<String>> {
-    let col = df
-        .column(name)
-        .with_context(|| format!("{}: no column `{name}`", path.display()))?;
-    let col = col.cast(&DataType::String)?;
-    Ok(col
-        .str()?
-        .iter()
-        .map(|v| v.unwrap_or_default().to_string())
-        .collect())
-}
-
-fn integers(df: &DataFrame, name: &str, path: &Path) -> Result<Vec<i64>> {
-    let col = df
-        .column(name)
-        .with_context(|| format!("{}: no column `{name}`", path.display()))?;
-    let col = col
-        .cast(&DataType::Int64)
-        .with_context(|| format!("{}: column `{name}` is not numeric", path.display()))?;
-    Ok(col.i64()?.iter().map(|v| v.unwrap_or(0)).collect())
 }
 
 /// Loads, joins and filters the ESCI examples in `dir` (the two official parquet files).

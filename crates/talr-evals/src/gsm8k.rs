@@ -1,7 +1,8 @@
 //! GSM8K: grade-school math word problems, scored as lm-evaluation-harness's `gsm8k` task does.
 //!
 //! - Data: JSONL with `question` and `answer` (the reference solution ending in `#### N`); an
-//!   item's id is its 0-based line number. Or a directory of TOML files with the same two fields
+//!   item's id is its 0-based line number; or the hub's parquet copy, with the same two columns
+//!   (ids are row numbers). Or a directory of TOML files with the same two fields
 //!   (the `gsm8k-100` asset: GSM-Symbolic's 100 original GSM8K test items), ids in file-name order.
 //! - Prompt: zero-shot chat, "Question: …\nAnswer:" with an instruction to end on `#### N`.
 //! - Extraction: strict = the first match of `#### (-?[0-9.,]+)`; flexible = the last match of
@@ -25,6 +26,9 @@ pub fn load(path: &Path) -> Result<Vec<Item>> {
     if path.is_dir() {
         return load_toml_dir(path);
     }
+    if crate::parquet::is_parquet(path) {
+        return load_parquet(path);
+    }
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut items = Vec::new();
@@ -45,6 +49,22 @@ pub fn load(path: &Path) -> Result<Vec<Item>> {
         })?);
     }
     Ok(items)
+}
+
+/// The hub copy (`openai/gsm8k`, `main/test-00000-of-00001.parquet`): the same two fields as
+/// columns, ids in row order as the JSONL's are in line order.
+fn load_parquet(path: &Path) -> Result<Vec<Item>> {
+    let df = crate::parquet::read(path)?;
+    let questions = crate::parquet::strings(&df, "question", path)?;
+    let answers = crate::parquet::strings(&df, "answer", path)?;
+    if questions.is_empty() {
+        bail!("{}: no rows", path.display());
+    }
+    Ok(questions
+        .into_iter()
+        .zip(answers)
+        .map(|(question, answer)| Item { question, answer })
+        .collect())
 }
 
 fn load_toml_dir(dir: &Path) -> Result<Vec<Item>> {

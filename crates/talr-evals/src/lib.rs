@@ -8,6 +8,7 @@ pub mod gsm8k;
 pub mod humaneval;
 pub mod ifeval;
 pub mod medcalc;
+mod parquet;
 pub mod registry;
 pub mod responses;
 pub mod runner;

@@ -2,6 +2,8 @@
 //! benchmarks they are. Without the variable the tests say so and skip; with it, a missing file
 //! fails.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use talr_evals::registry::{training_examples, TrainingSize};
@@ -114,4 +116,29 @@ fn a_medcalc_test_subset_covers_every_calculator_and_category() {
     let categories: BTreeSet<&str> = kept.iter().map(|r| r.category.as_str()).collect();
     let all: BTreeSet<&str> = rows.iter().map(|r| r.category.as_str()).collect();
     assert_eq!(categories, all);
+}
+
+/// The hub's parquet copies hold the release's rows with the ids as integers; written in that
+/// schema, every real row reads back as the CSV or JSONL gives it.
+#[test]
+fn real_rows_read_the_same_from_the_hub_parquet_schema() {
+    let Some(dir) = data_dir() else { return };
+    let out = tempfile::tempdir().unwrap();
+
+    let csv_rows = talr_evals::medcalc::load(&dir.join("medcalc_bench/test_data.csv")).unwrap();
+    let parquet = out.path().join("test-00000-of-00001.parquet");
+    common::write_medcalc(&parquet, &csv_rows);
+    let parquet_rows = talr_evals::medcalc::load(&parquet).unwrap();
+    assert_eq!(parquet_rows.len(), 1047);
+    assert_eq!(common::as_json(&parquet_rows), common::as_json(&csv_rows));
+
+    let items = talr_evals::gsm8k::load(&dir.join("gsm8k/test.jsonl")).unwrap();
+    let parquet = out.path().join("gsm8k.parquet");
+    common::write_gsm8k(&parquet, &items);
+    let read = talr_evals::gsm8k::load(&parquet).unwrap();
+    assert_eq!(read.len(), 1319);
+    assert!(read
+        .iter()
+        .zip(&items)
+        .all(|(a, b)| a.question == b.question && a.answer == b.answer));
 }

@@ -2,8 +2,8 @@
 //!
 //! - Data: the v1.0 CSV (`Row Number`, `Calculator ID`, `Calculator Name`, `Category`,
 //!   `Output Type`, `Note ID`, `Note Type`, `Patient Note`, `Question`, `Ground Truth Answer`,
-//!   `Lower Limit`, `Upper Limit`, `Ground Truth Explanation`, ...), local or hub
-//!   `ncbi/MedCalc-Bench-v1.0`; or rows from the [`templates`] generator (synthetic).
+//!   `Lower Limit`, `Upper Limit`, `Ground Truth Explanation`, ...), or the hub's parquet copy
+//!   of it (`ncbi/MedCalc-Bench-v1.0`); or rows from the [`templates`] generator (synthetic).
 //! - Prompts: the reference's zero-shot prompts: a system message asking for a JSON dict with
 //!   `step_by_step_thinking` and `answer` (CoT) or with `answer` only (label-only), and a user
 //!   message with the note and the task.
@@ -67,21 +67,40 @@ pub fn normalize_category(raw: &str) -> String {
     }
 }
 
-/// Loads a MedCalc-Bench CSV; every row's calculator and ground truth must be scorable.
+/// Loads MedCalc-Bench rows from the release's CSV, or from the hub copy's parquet
+/// (`ncbi/MedCalc-Bench-v1.0`, `data/test-00000-of-00001.parquet`: the same columns, with the
+/// two ids as integers); every row's calculator and ground truth must be scorable.
 pub fn load(path: &Path) -> Result<Vec<Row>> {
-    let mut reader =
-        csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut rows = Vec::new();
-    for (i, rec) in reader.deserialize::<Row>().enumerate() {
-        let mut row: Row =
-            rec.with_context(|| format!("{}: data row {}", path.display(), i + 1))?;
-        row.category = normalize_category(&row.category);
-        rows.push(row);
-    }
+    let rows = if crate::parquet::is_parquet(path) {
+        let (header, records) = crate::parquet::as_csv_records(path)?;
+        records
+            .iter()
+            .enumerate()
+            .map(|(i, record)| {
+                record
+                    .deserialize::<Row>(Some(&header))
+                    .with_context(|| format!("{}: row {}", path.display(), i + 1))
+            })
+            .collect::<Result<Vec<_>>>()?
+    } else {
+        let mut reader =
+            csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
+        reader
+            .deserialize::<Row>()
+            .enumerate()
+            .map(|(i, rec)| rec.with_context(|| format!("{}: data row {}", path.display(), i + 1)))
+            .collect::<Result<Vec<_>>>()?
+    };
     if rows.is_empty() {
         bail!("{}: no rows", path.display());
     }
-    Ok(rows)
+    Ok(rows
+        .into_iter()
+        .map(|row| Row {
+            category: normalize_category(&row.category),
+            ..row
+        })
+        .collect())
 }
 
 /// `n` of `rows` spread evenly over their calculators, in file order: the first row of each

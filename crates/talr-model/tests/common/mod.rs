@@ -1,6 +1,7 @@
 #![allow(dead_code)]
 
-use candle_core::{DType, Device};
+use candle_core::{DType, Device, Tensor};
+use std::collections::HashMap;
 use talr_model::decoder::random_weights;
 use talr_model::weights::WeightMap;
 use talr_model::{DecoderConfig, LoadedModel, ModelSource, TextTokenizer, Trainability};
@@ -50,4 +51,46 @@ pub fn assert_every_parameter_has_a_gradient(
             "{what}: {name} all-zero gradient"
         );
     }
+}
+
+/// Writes `model` as a hub snapshot directory: config.json, tokenizer files, two safetensors
+/// shards and their index, as large hub checkpoints come.
+pub fn write_snapshot(
+    dir: &std::path::Path,
+    model: &LoadedModel,
+    weights: &talr_model::weights::WeightMap,
+) {
+    let cfg = &model.decoder.config;
+    let config = serde_json::json!({
+        "model_type": "llama", "vocab_size": cfg.vocab_size, "hidden_size": cfg.hidden_size,
+        "intermediate_size": cfg.intermediate_size, "num_hidden_layers": cfg.num_layers,
+        "num_attention_heads": cfg.num_heads, "num_key_value_heads": cfg.num_kv_heads,
+        "rope_theta": cfg.rope_theta, "rms_norm_eps": cfg.rms_norm_eps,
+        "max_position_embeddings": cfg.max_position_embeddings,
+        "tie_word_embeddings": cfg.tie_word_embeddings, "hidden_act": "silu"
+    });
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+    model
+        .tokenizer
+        .save_tokenizer_json(&dir.join("tokenizer.json"))
+        .unwrap();
+    let tok_cfg = serde_json::json!({
+        "eos_token": "<|im_end|>", "pad_token": "<|endoftext|>",
+        "chat_template": talr_model::tokenizer::CHATML_TEMPLATE
+    });
+    std::fs::write(dir.join("tokenizer_config.json"), tok_cfg.to_string()).unwrap();
+    // Two shards and an index, as large hub checkpoints come.
+    let mut index = serde_json::Map::new();
+    let mut shards: [HashMap<String, Tensor>; 2] = Default::default();
+    for (i, (name, t)) in weights.iter().enumerate() {
+        let file = format!("model-0000{}-of-00002.safetensors", i % 2 + 1);
+        index.insert(name.clone(), serde_json::Value::String(file));
+        shards[i % 2].insert(name.clone(), t.clone());
+    }
+    for (i, shard) in shards.iter().enumerate() {
+        let path = dir.join(format!("model-0000{}-of-00002.safetensors", i + 1));
+        candle_core::safetensors::save(shard, path).unwrap();
+    }
+    let index = serde_json::json!({"metadata": {}, "weight_map": index});
+    std::fs::write(dir.join("model.safetensors.index.json"), index.to_string()).unwrap();
 }
