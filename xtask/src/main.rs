@@ -4,6 +4,7 @@ mod cell;
 mod check;
 mod estimate;
 mod plain_log;
+mod provenance;
 mod spec;
 
 use anyhow::{bail, Context, Result};
@@ -102,7 +103,7 @@ fn main() {
         unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
     }
     // Results record the commit the runner started from, not one made while it runs.
-    cell::versions();
+    provenance::versions();
     if let Err(err) = run(Cli::parse()) {
         eprintln!("error: {err:#}");
         std::process::exit(1);
@@ -273,11 +274,11 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<PathBuf> {
         return Ok(root);
     }
     if !args.allow_dirty {
-        if let Some(changed) = cell::uncommitted_code() {
+        if let Some(changed) = provenance::uncommitted_code() {
             bail!(
                 "tracked code differs from commit {} ({changed}); each cell records the commit it \
                  ran from, so commit first (or pass --allow-dirty for a run that is not to be kept)",
-                cell::versions().git
+                provenance::versions().git
             );
         }
     }

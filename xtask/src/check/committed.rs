@@ -3,7 +3,7 @@
 //! hand, shows up in CI), and every committed cell of a provenance-recording preset names the
 //! clean commit it ran from.
 
-use crate::cell::git_in;
+use crate::provenance::git_in;
 use anyhow::{Context, Result};
 use serde_json::Value;
 use std::collections::BTreeSet;
